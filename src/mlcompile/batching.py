@@ -1,0 +1,113 @@
+"""Run a static-shape compiled model on texts of any length and number.
+
+Compiled modules take `(input_ids, attention_mask)` of one fixed shape `(batch_size, length)`;
+a model is compiled for a few lengths (buckets). The runner tokenizes, sorts texts by token
+length, batches neighbours, routes each batch to the smallest bucket that fits, pads rows and
+the batch, and returns per-text outputs in the caller's order with what it did to each text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+CompiledFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TextInfo:
+    tokens: int  # token count with special tokens, before any truncation
+    bucket: int  # compiled length that served the text
+    truncated: bool
+
+    def as_dict(self) -> dict:
+        return {"tokens": self.tokens, "bucket": self.bucket, "truncated": self.truncated}
+
+
+class BucketedRunner:
+    def __init__(self, tokenizer, modules: dict[int, CompiledFn], batch_size: int, token_level: bool = False):
+        if not modules:
+            raise ValueError("no compiled buckets")
+        self.tokenizer = tokenizer
+        self.modules = dict(sorted(modules.items()))
+        self.lengths = list(self.modules)
+        self.batch_size = batch_size
+        self.token_level = token_level  # outputs per token (B, L, ...) rather than per text (B, ...)
+
+    @property
+    def max_length(self) -> int:
+        return self.lengths[-1]
+
+    def bucket_for(self, n_tokens: int) -> int:
+        return next((length for length in self.lengths if length >= n_tokens), self.max_length)
+
+    def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+        """Token ids truncated to the largest bucket, and the untruncated token counts."""
+        full = self.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
+        counts = [len(ids) for ids in full]
+        long = [i for i, n in enumerate(counts) if n > self.max_length]
+        if long:
+            cut = self.tokenizer(
+                [texts[i] for i in long], truncation=True, max_length=self.max_length, verbose=False
+            )["input_ids"]
+            for i, ids in zip(long, cut):
+                full[i] = ids
+        return full, counts
+
+    def _batches(self, lengths: list[int]) -> list[tuple[int, list[int]]]:
+        """Groups of indices sorted by length, each at most batch_size and within one bucket."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        batches: list[tuple[int, list[int]]] = []
+        for i in order:
+            bucket = self.bucket_for(lengths[i])
+            if batches and batches[-1][0] == bucket and len(batches[-1][1]) < self.batch_size:
+                batches[-1][1].append(i)
+            else:
+                batches.append((bucket, [i]))
+        return batches
+
+    def _pad(self, rows: list[list[int]], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pad_id = self.tokenizer.pad_token_id or 0
+        filler = [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]
+        filler = [t for t in filler if t is not None] or [pad_id]
+        rows = rows + [filler] * (self.batch_size - len(rows))  # static batch dimension
+        ids = torch.full((self.batch_size, length), pad_id, dtype=torch.long)
+        mask = torch.zeros((self.batch_size, length), dtype=torch.long)
+        for r, row in enumerate(rows):
+            ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[r, : len(row)] = 1
+        return ids, mask
+
+    @torch.inference_mode()
+    def run(self, texts: Sequence[str]) -> tuple[list[torch.Tensor], list[TextInfo]]:
+        if not texts:
+            return [], []
+        ids, counts = self.encode(texts)
+        used = [len(row) for row in ids]
+        outputs: list[torch.Tensor | None] = [None] * len(texts)
+        infos: list[TextInfo | None] = [None] * len(texts)
+        for bucket, members in self._batches(used):
+            input_ids, attention_mask = self._pad([ids[i] for i in members], bucket)
+            result = self.modules[bucket](input_ids, attention_mask)
+            for row, i in enumerate(members):
+                out = result[row, : used[i]] if self.token_level else result[row]
+                outputs[i] = out.detach().clone()
+                infos[i] = TextInfo(tokens=counts[i], bucket=bucket, truncated=counts[i] > self.max_length)
+        return outputs, infos  # type: ignore[return-value]
+
+
+def example_inputs(tokenizer, batch_size: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Trace inputs of shape (batch_size, length) with real tokens and padding in every row,
+    so no 'mask is all ones' shortcut is baked into a traced graph."""
+    vocab_ids = [i for i in range(1000, 1000 + length)]
+    ids = torch.full((batch_size, length), tokenizer.pad_token_id or 0, dtype=torch.long)
+    mask = torch.zeros((batch_size, length), dtype=torch.long)
+    for row in range(batch_size):
+        n = max(2, length - 1 - row % max(1, length - 2))
+        body = vocab_ids[: n - 2]
+        tokens = [tokenizer.cls_token_id, *body, tokenizer.sep_token_id]
+        ids[row, :n] = torch.tensor(tokens, dtype=torch.long)
+        mask[row, :n] = 1
+    return ids, mask

@@ -1,0 +1,104 @@
+"""`mlcompile`: run pipeline stages (wraps pytest), seed demo models, inspect the registry.
+
+Exit codes: 0 success; 1 a stage test failed (validation failed, upload refused); 2 configuration
+error; 3 registry error; 4 stage artifact error; other pytest codes pass through (5: no tests)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import ConfigError, MlcompileError
+from .settings import STAGES, load_settings
+
+PYTEST_USAGE_ERROR = 4
+
+
+def _run(args) -> int:
+    import pytest
+
+    settings = load_settings()  # fail fast, before pytest starts
+    stages_ = args.stage or list(settings.selected_stages)
+    pytest_args = ["pipeline_tests", "-m", " or ".join(stages_), "-p", "no:cacheprovider"]
+    for name in args.rebuild:
+        pytest_args += ["--rebuild", name]
+    if args.workers:
+        pytest_args += ["-n", args.workers]
+    code = int(pytest.main(pytest_args + args.pytest_args))
+    return ConfigError.exit_code if code == PYTEST_USAGE_ERROR else code
+
+
+def _seed(args) -> int:
+    from .demo import seed
+
+    if args.project:
+        os.environ["PROJECT"] = args.project
+    settings = load_settings()
+    version, created = seed(settings)
+    what = "registered" if created else "already registered (same content)"
+    print(f"{what}: {version.version_id} in project {version.project!r} of the {settings.registry} registry "
+          f"at {settings.registry_path}")
+    return 0
+
+
+def _has(args) -> int:
+    """Exit 0 when UNCOMPILED_WITH_ID exists in the registry, else 1 (used by `make run`)."""
+    from .errors import RegistryError
+    from .registry import open_registry
+
+    settings = load_settings()
+    try:
+        open_registry(settings).get_version(settings.uncompiled_project, settings.uncompiled_with_id)
+    except RegistryError:
+        return 1
+    return 0
+
+
+def _list(args) -> int:
+    from .registry import open_registry
+
+    settings = load_settings()
+    registry = open_registry(settings)
+    for project, model in ((settings.uncompiled_project, settings.uncompiled_model),
+                           (settings.compiled_project, settings.compiled_model)):
+        for version in registry.list_versions(project, model):
+            line = {"version": version.version_id, "stage": version.stage, "created_at": version.created_at}
+            line.update({k: version.metadata[k] for k in ("uncompiled_version", "compiler") if k in version.metadata})
+            print(json.dumps(line))
+    return 0
+
+
+def _settings(args) -> int:
+    settings = load_settings()
+    for key, value in settings.model_dump().items():
+        print(f"{key.upper()}={value if key != 'neptune_api_token' else ('<set>' if value else '<not set>')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlcompile", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run pipeline stages as pytest (default: COMPILE_PIPELINE_EXECUTION_* or all)")
+    run.add_argument("--stage", action="append", choices=STAGES, help="a stage to run (repeatable)")
+    run.add_argument("--rebuild", action="append", default=[], choices=STAGES[:3], help="ignore a reusable artifact")
+    run.add_argument("-n", "--workers", help="pytest-xdist workers, e.g. 2 or auto")
+    run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    run.set_defaults(func=_run)
+    seed = sub.add_parser("seed", help="register the project's demo uncompiled model")
+    seed.add_argument("project", nargs="?", help="project name (default: PROJECT)")
+    seed.set_defaults(func=_seed)
+    sub.add_parser("has-uncompiled", help="exit 0 if UNCOMPILED_WITH_ID is in the registry").set_defaults(func=_has)
+    sub.add_parser("list", help="list the project's uncompiled and compiled versions").set_defaults(func=_list)
+    sub.add_parser("settings", help="print the resolved settings (secrets hidden)").set_defaults(func=_settings)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except MlcompileError as exc:
+        print(f"mlcompile: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Checks between a compiled and a reference prediction, with the observed difference and its
+margin to the tolerance, so a report can show how close each case came to failing."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class CheckResult:
+    case: str
+    check: str
+    passed: bool
+    message: str
+    observed: float | None = None  # largest |compiled - reference|
+    allowed: float | None = None  # atol + rtol * |reference| at the worst element
+    margin: float | None = None  # smallest (allowed - observed) over elements; < 0 fails
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def check_id(self) -> str:
+        return f"{self.case}::{self.check}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CheckResult":
+        return cls(**data)
+
+
+def close(case: str, check: str, observed, reference, atol: float, rtol: float) -> CheckResult:
+    """Elementwise |observed - reference| <= atol + rtol * |reference| (numpy.allclose's rule)."""
+    obs = np.asarray(observed, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    if obs.shape != ref.shape:
+        return CheckResult(case, check, False, f"shape {obs.shape} differs from reference shape {ref.shape}")
+    if obs.size == 0:
+        return CheckResult(case, check, True, "nothing to compare (both empty)", 0.0, atol, atol)
+    if not np.isfinite(obs).all():
+        return CheckResult(case, check, False, "compiled output has NaN or infinite values")
+    diff = np.abs(obs - ref)
+    allowed = atol + rtol * np.abs(ref)
+    slack = allowed - diff
+    worst = int(np.argmin(slack))
+    margin = float(slack.flat[worst])
+    passed = margin >= 0
+    message = (
+        f"max |diff| {diff.max():.3g} (atol {atol:g}, rtol {rtol:g}); margin {margin:.3g} at element {worst}"
+    )
+    return CheckResult(
+        case, check, passed, message, float(diff.max()), float(allowed.flat[worst]), margin,
+        {"elements": int(obs.size), "worst_element": worst},
+    )
+
+
+def same(case: str, check: str, observed, reference, what: str) -> CheckResult:
+    """Exact equality of task-level outputs (keywords, labels, spans)."""
+    if observed == reference:
+        return CheckResult(case, check, True, f"same {what}: {_short(observed)}")
+    return CheckResult(
+        case, check, False, f"{what} differ: compiled {_short(observed)} vs reference {_short(reference)}",
+        details={"compiled": observed, "reference": reference},
+    )
+
+
+def _short(value, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,50 @@
+"""Register a project's demo uncompiled model, as a train stage would: model files, a model card
+and test files (inputs, inference params, predictions of the uncompiled CPU pipeline)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from .artifacts import fingerprint, hash_tree, write_json_atomic
+from .registry import VersionInfo, open_registry, split_version_id
+from .settings import Settings
+from .stages import TEST_FILES
+from .tasks import get_task
+
+log = logging.getLogger(__name__)
+
+
+def seed(settings: Settings) -> tuple[VersionInfo, bool]:
+    """Register the demo model as the next version of UNCOMPILED_MODEL, unless the same content
+    is registered already. Returns the version and whether it was created now."""
+    task = get_task(settings.model_task)
+    registry = open_registry(settings)
+    project, model = settings.uncompiled_project, settings.uncompiled_model
+    Path(settings.outputs_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.outputs_dir, prefix=".seed-") as tmp:
+        files = Path(tmp) / "files"
+        files.mkdir()
+        card = task.demo(files)
+        params = card.get("inference_params", {})
+        inputs = task.demo_inputs
+        fp = fingerprint({"task": task.name, "files": hash_tree(files), "inputs": inputs, "params": params})
+        existing = registry.find_version(project, model, fp)
+        if existing is not None:
+            return existing, False
+        reference = task.reference(files, card)
+        predictions = []
+        for item in inputs:
+            prediction = reference.predict(item["text"], params)
+            prediction.pop("text_info", None)
+            predictions.append({"id": item["id"], **prediction})
+        write_json_atomic(files / TEST_FILES["inputs"], inputs)
+        write_json_atomic(files / TEST_FILES["params"], params)
+        write_json_atomic(files / TEST_FILES["predictions"], predictions)
+        version, created = registry.register(project, model, files, card, {"source": "mlcompile seed"}, fp)
+    if settings.uncompiled_model == split_version_id(settings.uncompiled_with_id)[0] and (
+        version.version_id != settings.uncompiled_with_id
+    ):
+        log.warning("registered %s, but UNCOMPILED_WITH_ID=%s", version.version_id, settings.uncompiled_with_id)
+    return version, created

@@ -1,0 +1,76 @@
+"""Model registries behind one contract.
+
+A registry holds models (e.g. `KEYWORDS-COMPILED`) inside projects; a model has numbered,
+immutable versions (`KEYWORDS-COMPILED-1`) with files, a JSON model card, metadata and a stage.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import ConfigError, RegistryError
+
+VERSION_ID = re.compile(r"^(?P<model>[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*)-(?P<number>[0-9]+)$")
+MODEL_CARD = "model_card.json"
+
+
+def split_version_id(version_id: str) -> tuple[str, int]:
+    """`KEYWORDS-TRAINED-3` -> (`KEYWORDS-TRAINED`, 3)."""
+    match = VERSION_ID.match(version_id or "")
+    if not match:
+        raise RegistryError(
+            f"{version_id!r} is not a model version id; expected <MODEL>-<number>, e.g. KEYWORDS-TRAINED-1"
+        )
+    return match["model"], int(match["number"])
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    project: str
+    model: str
+    version_id: str
+    stage: str
+    card: dict
+    metadata: dict
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    created_at: str = ""
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.metadata.get("fingerprint")
+
+
+class Registry(Protocol):
+    kind: str
+
+    def describe(self) -> dict:
+        """What identifies this registry in fingerprints and logs (never secrets)."""
+
+    def get_version(self, project: str, version_id: str) -> VersionInfo: ...
+
+    def download(self, project: str, version_id: str, dest: Path) -> VersionInfo:
+        """Write the version's files into dest (verified against their checksums)."""
+
+    def list_versions(self, project: str, model: str) -> list[VersionInfo]: ...
+
+    def find_version(self, project: str, model: str, fingerprint: str) -> VersionInfo | None: ...
+
+    def register(
+        self, project: str, model: str, files: Path, card: dict, metadata: dict, fingerprint: str
+    ) -> tuple[VersionInfo, bool]:
+        """Create the next version of `model`, unless one with this fingerprint exists.
+
+        Returns the version and whether it was created now."""
+
+    def set_stage(self, project: str, version_id: str, stage: str) -> VersionInfo: ...
+
+
+def open_registry(settings) -> Registry:
+    if settings.registry == "local":
+        from .local import LocalRegistry
+
+        return LocalRegistry(settings.registry_path)
+    raise ConfigError(f"REGISTRY={settings.registry!r}: unknown registry kind")

@@ -1,0 +1,167 @@
+"""One settings model: environment > config/<env>.env > config/projects/<project>.env > defaults.
+
+`<env>` is `MLCOMPILE_ENV` (dev|prod); it defaults to `prod` when `CI=true`, else `dev`.
+`<project>` is `PROJECT`, read from the environment or the env file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from dotenv import dotenv_values
+from pydantic import Field, PositiveInt, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .errors import ConfigError
+
+STAGES = ("download", "compile", "validate", "upload")
+# The reference implementation's switches, mapped onto the stage markers.
+STAGE_SWITCHES = {
+    "download": "COMPILE_PIPELINE_EXECUTION_DOWNLOAD",
+    "compile": "COMPILE_PIPELINE_EXECUTION_COMPILE",
+    "validate": "COMPILE_PIPELINE_EXECUTION_TEST",
+    "upload": "COMPILE_PIPELINE_EXECUTION_UPLOAD",
+}
+STAGE_NAMES = ("none", "staging", "production", "archived")
+
+
+def _comma_list(value):
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_file_encoding="utf-8")
+
+    mlcompile_env: Literal["dev", "prod"] = "dev"
+    project: str = "keywords"
+    model_task: Literal["keywords"] = Field(description="Task family of the project's model.")
+
+    registry: Literal["local"] = "local"
+    registry_path: Path = Path("registry")
+    outputs_dir: Path = Path("outputs")
+    compiler: Literal["auto", "torchscript"] = "auto"
+
+    uncompiled_project: str
+    uncompiled_model: str
+    uncompiled_with_id: str
+    compiled_project: str
+    compiled_model: str
+    compiled_stage: Literal["none", "staging", "production", "archived"] = "staging"
+    neptune_api_token: SecretStr | None = None
+
+    compile_pipeline_execution_download: bool = False
+    compile_pipeline_execution_compile: bool = False
+    compile_pipeline_execution_test: bool = False
+    compile_pipeline_execution_upload: bool = False
+
+    # Compiled sequence lengths (static-shape buckets), ascending. For keywords the smallest
+    # serves candidate words and the largest whole documents.
+    sequence_lengths: Annotated[list[PositiveInt], NoDecode] = [16, 256]
+    batch_size: PositiveInt = 8
+    atol: float = Field(1e-3, ge=0)
+    rtol: float = Field(1e-3, ge=0)
+    cases_file: Path
+    torch_threads: PositiveInt | None = None
+
+    @field_validator("sequence_lengths", mode="before")
+    @classmethod
+    def _split_lengths(cls, value):
+        return _comma_list(value)
+
+    @field_validator("sequence_lengths")
+    @classmethod
+    def _sorted_unique(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("needs at least one length, e.g. 16,256")
+        return sorted(set(value))
+
+    @field_validator("uncompiled_model", "compiled_model")
+    @classmethod
+    def _model_key(cls, value: str) -> str:
+        if not value or not all(part.isalnum() for part in value.split("-")):
+            raise ValueError("must be a model key of letters, digits and dashes, e.g. KEYWORDS-COMPILED")
+        return value
+
+    @property
+    def selected_stages(self) -> tuple[str, ...]:
+        """Stages switched on by COMPILE_PIPELINE_EXECUTION_*; all of them when none is set."""
+        chosen = tuple(s for s in STAGES if getattr(self, STAGE_SWITCHES[s].lower()))
+        return chosen or STAGES
+
+    @property
+    def config_dir(self) -> Path:
+        return config_dir()
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get("MLCOMPILE_CONFIG_DIR", "config"))
+
+
+def _environment_name(environ) -> str:
+    if environ.get("MLCOMPILE_ENV"):
+        return environ["MLCOMPILE_ENV"]
+    return "prod" if str(environ.get("CI", "")).lower() in ("1", "true", "yes") else "dev"
+
+
+def _lookup(name: str, environ, files: list[Path]) -> tuple[str | None, str]:
+    """The value of `name` and where it came from, highest priority first."""
+    for key, value in environ.items():
+        if key.upper() == name:
+            return value, "environment"
+    for path in reversed(files):  # later files win
+        if path.is_file():
+            for key, value in dotenv_values(path).items():
+                if key.upper() == name:
+                    return value, str(path)
+    return None, "default"
+
+
+def env_files(environ=None) -> list[Path]:
+    """The env files in priority order, lowest first."""
+    environ = os.environ if environ is None else environ
+    base = config_dir()
+    env_file = base / f"{_environment_name(environ)}.env"
+    project, _ = _lookup("PROJECT", environ, [env_file])
+    files = [env_file]
+    if project:
+        files.insert(0, base / "projects" / f"{project}.env")
+    return files
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the settings; raise ConfigError naming every bad variable and where it was read from."""
+    environ = os.environ
+    problems: list[str] = []
+    name = _environment_name(environ)
+    if name not in ("dev", "prod"):
+        raise ConfigError(f"Invalid settings:\n  MLCOMPILE_ENV={name!r} (environment): must be 'dev' or 'prod'")
+    files = env_files(environ)
+    project, project_source = _lookup("PROJECT", environ, files[-1:])
+    project = project or "keywords"
+    project_file = config_dir() / "projects" / f"{project}.env"
+    if not project_file.is_file():
+        known = sorted(p.stem for p in (config_dir() / "projects").glob("*.env"))
+        problems.append(
+            f"PROJECT={project!r} ({project_source}): no project file {project_file}; "
+            f"known projects: {', '.join(known) or 'none'} (is the working directory the repository root?)"
+        )
+        files = files[-1:]
+    settings = None
+    try:
+        settings = Settings(_env_file=[str(f) for f in files if f.is_file()], **overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            var = str(error["loc"][0]).upper() if error["loc"] else "?"
+            value, source = _lookup(var, environ, files)
+            shown = "<hidden>" if var.endswith("TOKEN") else (repr(value) if value is not None else "not set")
+            problems.append(f"{var}={shown} ({source}): {error['msg']}")
+    if settings is not None and not settings.cases_file.is_file():
+        _, source = _lookup("CASES_FILE", environ, files)
+        problems.append(f"CASES_FILE={str(settings.cases_file)!r} ({source}): file does not exist")
+    if problems:
+        raise ConfigError("Invalid settings:\n  " + "\n  ".join(problems))
+    return settings

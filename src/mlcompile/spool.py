@@ -1,0 +1,74 @@
+"""Check outcomes of one pytest run, shared between processes (xdist workers) through files.
+
+pytest-dependency cannot see results from other xdist workers, so each process writes the
+outcome of every validate check it ran here; the upload gate and the end-of-session publisher
+read them back. One directory per test run (xdist's testrun uid)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+
+from .artifacts import read_json, write_json_atomic
+from .report import Verdict
+
+PLAN = "plan.json"
+
+
+class CheckSpool:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _outcome_file(self, check_id: str) -> Path:
+        return self.root / "checks" / (hashlib.sha1(check_id.encode()).hexdigest() + ".json")
+
+    def write_plan(self, plan: dict) -> None:
+        write_json_atomic(self.root / PLAN, plan)
+
+    def plan(self) -> dict | None:
+        path = self.root / PLAN
+        return read_json(path) if path.is_file() else None
+
+    def write_outcome(self, check_id: str, outcome: str, result: dict | None, message: str = "") -> None:
+        write_json_atomic(
+            self._outcome_file(check_id),
+            {"check_id": check_id, "outcome": outcome, "result": result, "message": message},
+        )
+
+    def outcomes(self) -> list[dict]:
+        folder = self.root / "checks"
+        return [read_json(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+    def wait_for(self, check_ids: list[str], timeout: float, poll: float = 0.5) -> list[str]:
+        """Wait until every check id has an outcome; return those still missing at the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = [c for c in check_ids if not self._outcome_file(c).is_file()]
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            time.sleep(poll)
+
+    def verdict(self) -> Verdict | None:
+        plan = self.plan()
+        if plan is None:
+            return None
+        verdict = Verdict(plan["compile_fingerprint"], plan["validate_fingerprint"], list(plan["expected"]))
+        for record in self.outcomes():
+            check_id = record["check_id"]
+            verdict.outcomes[check_id] = record["outcome"]
+            if record["result"]:
+                verdict.results[check_id] = record["result"]
+            if record["message"]:
+                verdict.messages[check_id] = record["message"]
+        return verdict
+
+    def live_results(self) -> bool:
+        """True when some check ran for real (not replayed from a published verdict)."""
+        return any(r["result"] and not r["result"]["details"].get("reused") for r in self.outcomes()) or any(
+            r["outcome"] != "passed" for r in self.outcomes()
+        )
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,86 @@
+"""Validation of one compiled artifact against the uncompiled pipeline, case by case.
+
+Predictions are computed once per case (compiled and reference) and every check of that case is
+derived from them. When an earlier validate run of the same validate fingerprint passed and is
+published, its recorded results are replayed instead (a warm re-run reuses the stage)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Callable
+
+from .compare import CheckResult
+from .report import Verdict
+from .tasks import Case, Task, Tolerance
+
+
+class Validation:
+    def __init__(
+        self,
+        task: Task,
+        cases: list[Case],
+        tolerance: Tolerance,
+        compile_fingerprint: str,
+        validate_fingerprint: str,
+        load_compiled: Callable[[], object],
+        load_reference: Callable[[], object],
+        recorded: Verdict | None = None,
+    ):
+        self.task = task
+        self.cases = {case.id: case for case in cases}
+        self.tolerance = tolerance
+        self.compile_fingerprint = compile_fingerprint
+        self.validate_fingerprint = validate_fingerprint
+        self._load_compiled = load_compiled
+        self._load_reference = load_reference
+        self._results: dict[str, dict[str, CheckResult]] = {}
+        reusable = (
+            recorded is not None
+            and recorded.passed
+            and recorded.validate_fingerprint == validate_fingerprint
+            and recorded.expected == self.expected
+        )
+        self.recorded = recorded if reusable else None
+
+    @property
+    def reused(self) -> bool:
+        return self.recorded is not None
+
+    @cached_property
+    def expected(self) -> list[str]:
+        return [f"{case.id}::{check}" for case in self.cases.values() for check in self.task.checks(case)]
+
+    @cached_property
+    def compiled(self):
+        return self._load_compiled()
+
+    @cached_property
+    def reference(self):
+        return self._load_reference()
+
+    def result(self, check_id: str) -> CheckResult:
+        case_id, check = check_id.rsplit("::", 1)
+        if self.recorded is not None:
+            result = CheckResult.from_dict(self.recorded.results[check_id])
+            result.details["reused"] = True
+            return result
+        if case_id not in self._results:
+            self._results[case_id] = self._evaluate(self.cases[case_id])
+        return self._results[case_id][check]
+
+    def _evaluate(self, case: Case) -> dict[str, CheckResult]:
+        compiled = self.compiled.predict(case.text, case.params)
+        reference = self.reference.predict(case.text, case.params)
+        results = self.task.evaluate(case, compiled, reference, self.tolerance)
+        for result in results.values():
+            result.details["compiled_text"] = compiled["text_info"]
+            result.details["reference_text"] = reference["text_info"]
+        return results
+
+    def plan(self) -> dict:
+        return {
+            "compile_fingerprint": self.compile_fingerprint,
+            "validate_fingerprint": self.validate_fingerprint,
+            "expected": self.expected,
+            "reused": self.reused,
+        }
