@@ -101,6 +101,8 @@ class BucketedRunner:
 def example_inputs(tokenizer, batch_size: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Trace inputs of shape (batch_size, length) with real tokens and padding in every row,
     so no 'mask is all ones' shortcut is baked into a traced graph."""
+    if length < 3:
+        raise ValueError(f"sequence length {length} is too short; compile lengths of at least 3 tokens")
     vocab_ids = [i for i in range(1000, 1000 + length)]
     ids = torch.full((batch_size, length), tokenizer.pad_token_id or 0, dtype=torch.long)
     mask = torch.zeros((batch_size, length), dtype=torch.long)

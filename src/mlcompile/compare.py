@@ -15,8 +15,8 @@ class CheckResult:
     check: str
     passed: bool
     message: str
-    observed: float | None = None  # largest |compiled - reference|
-    allowed: float | None = None  # atol + rtol * |reference| at the worst element
+    observed: float | None = None  # |compiled - reference| at the worst element
+    allowed: float | None = None  # atol + rtol * |reference| there
     margin: float | None = None  # smallest (allowed - observed) over elements; < 0 fails
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -40,20 +40,22 @@ def close(case: str, check: str, observed, reference, atol: float, rtol: float) 
         return CheckResult(case, check, False, f"shape {obs.shape} differs from reference shape {ref.shape}")
     if obs.size == 0:
         return CheckResult(case, check, True, "nothing to compare (both empty)", 0.0, atol, atol)
+    if not np.isfinite(ref).all():
+        return CheckResult(case, check, False, "reference output has NaN or infinite values")
     if not np.isfinite(obs).all():
         return CheckResult(case, check, False, "compiled output has NaN or infinite values")
     diff = np.abs(obs - ref)
     allowed = atol + rtol * np.abs(ref)
     slack = allowed - diff
-    worst = int(np.argmin(slack))
+    worst = int(np.argmin(slack))  # the element closest to (or furthest past) its tolerance
     margin = float(slack.flat[worst])
-    passed = margin >= 0
     message = (
-        f"max |diff| {diff.max():.3g} (atol {atol:g}, rtol {rtol:g}); margin {margin:.3g} at element {worst}"
+        f"|diff| {diff.flat[worst]:.3g} vs allowed {allowed.flat[worst]:.3g} at element {worst} "
+        f"(atol {atol:g}, rtol {rtol:g}; max |diff| {diff.max():.3g}); margin {margin:.3g}"
     )
     return CheckResult(
-        case, check, passed, message, float(diff.max()), float(allowed.flat[worst]), margin,
-        {"elements": int(obs.size), "worst_element": worst},
+        case, check, margin >= 0, message, float(diff.flat[worst]), float(allowed.flat[worst]), margin,
+        {"elements": int(obs.size), "worst_element": worst, "max_abs_diff": float(diff.max())},
     )
 
 

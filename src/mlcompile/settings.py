@@ -126,10 +126,8 @@ def env_files(environ=None) -> list[Path]:
     base = config_dir()
     env_file = base / f"{_environment_name(environ)}.env"
     project, _ = _lookup("PROJECT", environ, [env_file])
-    files = [env_file]
-    if project:
-        files.insert(0, base / "projects" / f"{project}.env")
-    return files
+    project = project or Settings.model_fields["project"].default
+    return [base / "projects" / f"{project}.env", env_file]
 
 
 def load_settings(**overrides) -> Settings:
@@ -141,7 +139,7 @@ def load_settings(**overrides) -> Settings:
         raise ConfigError(f"Invalid settings:\n  MLCOMPILE_ENV={name!r} (environment): must be 'dev' or 'prod'")
     files = env_files(environ)
     project, project_source = _lookup("PROJECT", environ, files[-1:])
-    project = project or "keywords"
+    project = project or Settings.model_fields["project"].default
     project_file = config_dir() / "projects" / f"{project}.env"
     if not project_file.is_file():
         known = sorted(p.stem for p in (config_dir() / "projects").glob("*.env"))
@@ -152,12 +150,16 @@ def load_settings(**overrides) -> Settings:
         files = files[-1:]
     settings = None
     try:
-        settings = Settings(_env_file=[str(f) for f in files if f.is_file()], **overrides)
+        settings = Settings(_env_file=[str(f) for f in files if f.is_file()], **{"mlcompile_env": name, **overrides})
     except ValidationError as exc:
         for error in exc.errors():
             var = str(error["loc"][0]).upper() if error["loc"] else "?"
             value, source = _lookup(var, environ, files)
-            shown = "<hidden>" if var.endswith("TOKEN") else (repr(value) if value is not None else "not set")
+            if error["type"] == "missing":
+                where = ", ".join(["the environment", *(str(f) for f in files)])
+                problems.append(f"{var}: not set (looked in {where})")
+                continue
+            shown = "<hidden>" if var.endswith("TOKEN") else repr(value)
             problems.append(f"{var}={shown} ({source}): {error['msg']}")
     if settings is not None and not settings.cases_file.is_file():
         _, source = _lookup("CASES_FILE", environ, files)

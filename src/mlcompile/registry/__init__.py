@@ -19,7 +19,7 @@ MODEL_CARD = "model_card.json"
 
 def split_version_id(version_id: str) -> tuple[str, int]:
     """`KEYWORDS-TRAINED-3` -> (`KEYWORDS-TRAINED`, 3)."""
-    match = VERSION_ID.match(version_id or "")
+    match = VERSION_ID.fullmatch(version_id or "")
     if not match:
         raise RegistryError(
             f"{version_id!r} is not a model version id; expected <MODEL>-<number>, e.g. KEYWORDS-TRAINED-1"

@@ -113,6 +113,7 @@ class LocalRegistry:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, target)
             if sha256_file(target) != digest:
+                target.unlink()
                 raise RegistryError(f"{version_id}: file {rel!r} does not match its recorded sha256")
         return version
 

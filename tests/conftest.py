@@ -1,0 +1,82 @@
+"""Shared helpers for the framework's own tests: isolated registries and outputs per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+# Settings read from the environment; keep the caller's environment out of the tests.
+SETTING_PREFIXES = ("COMPILE_PIPELINE_EXECUTION_", "UNCOMPILED_", "COMPILED_", "NEPTUNE_", "MLCOMPILE_")
+SETTING_NAMES = {"PROJECT", "MODEL_TASK", "REGISTRY", "REGISTRY_PATH", "OUTPUTS_DIR", "COMPILER", "SEQUENCE_LENGTHS",
+                 "BATCH_SIZE", "ATOL", "RTOL", "CASES_FILE", "TORCH_THREADS", "CI"}
+
+
+def clean_environ(**overrides) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in SETTING_NAMES and not k.startswith(SETTING_PREFIXES) and not k.startswith("PYTEST_")}
+    env["MLCOMPILE_CONFIG_DIR"] = str(REPO / "config")
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+@pytest.fixture
+def settings_env(monkeypatch, tmp_path):
+    """A clean settings environment for in-process tests, with its own registry and outputs."""
+    for key in list(os.environ):
+        if key in SETTING_NAMES or key.startswith(SETTING_PREFIXES):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLCOMPILE_CONFIG_DIR", str(REPO / "config"))
+    monkeypatch.setenv("REGISTRY_PATH", str(tmp_path / "registry"))
+    monkeypatch.setenv("OUTPUTS_DIR", str(tmp_path / "outputs"))
+    monkeypatch.chdir(REPO)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def seeded_registry(tmp_path_factory) -> Path:
+    """A registry with the demo KEYWORDS-TRAINED-1, seeded once per test session (process)."""
+    root = tmp_path_factory.mktemp("seeded")
+    env = clean_environ(REGISTRY_PATH=root / "registry", OUTPUTS_DIR=root / "outputs")
+    done = subprocess.run([sys.executable, "-m", "mlcompile.cli", "seed", "keywords"], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return root / "registry"
+
+
+@pytest.fixture
+def workspace(tmp_path, seeded_registry):
+    """A copy of the seeded registry and an empty outputs directory for one test."""
+    shutil.copytree(seeded_registry, tmp_path / "registry")
+    return tmp_path
+
+
+def pipeline_env(workspace: Path, **overrides) -> dict:
+    return clean_environ(REGISTRY_PATH=workspace / "registry", OUTPUTS_DIR=workspace / "outputs", **overrides)
+
+
+def run_pipeline(workspace: Path, *args: str, **overrides) -> subprocess.CompletedProcess:
+    """`pytest pipeline_tests ARGS` as a user runs it, in a separate process."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "pipeline_tests", "-p", "no:cacheprovider", "-q", *args],
+        cwd=REPO, env=pipeline_env(workspace, **overrides), capture_output=True, text=True, timeout=900,
+    )
+    done.output = done.stdout + done.stderr  # type: ignore[attr-defined]
+    return done
+
+
+def run_cli(workspace: Path, *args: str, **overrides) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "mlcompile.cli", *args],
+        cwd=REPO, env=pipeline_env(workspace, **overrides), capture_output=True, text=True, timeout=900,
+    )
+    done.output = done.stdout + done.stderr  # type: ignore[attr-defined]
+    return done

