@@ -4,20 +4,19 @@ import pytest
 
 from mlcompile import stages
 
+# Tests reach the stage through its session fixture (built once, or the test fails), never
+# through another test's result: under xdist those run on other workers.
 pytestmark = pytest.mark.download
 
 
-@pytest.mark.dependency(name="download")
 def test_download(settings, downloaded):
     assert stages.stage(settings, "download").problem(downloaded.fingerprint) is None
     assert downloaded.info["version_id"] == settings.uncompiled_with_id
 
 
-@pytest.mark.dependency(depends=["download"])
 def test_model_card_matches_project(settings, model_card):
     assert model_card["task"] == settings.model_task
 
 
-@pytest.mark.dependency(depends=["download"])
 def test_cases_are_loaded(cases):
     assert cases, "no validation cases: the model version has no test inputs and CASES_FILE is empty"

@@ -4,18 +4,14 @@ import pytest
 
 from fixtures.plugin import upload_or_fail
 
+# Tests reach the stage through its session fixture (built once, or the test fails), never
+# through another test's result: under xdist those run on other workers.
 pytestmark = pytest.mark.upload
 
 
-@pytest.mark.dependency(name="upload")
-def test_upload(settings, compiled, upload_verdict, pipeline):
-    pipeline.artifacts["upload"] = upload_or_fail(settings, compiled, upload_verdict)
-
-
-@pytest.mark.dependency(depends=["upload"])
-def test_registered_version_has_lineage(settings, registry, compiled, pipeline):
-    record = pipeline.artifacts["upload"].info
-    version = registry.get_version(settings.compiled_project, record["version_id"])
+def test_upload_registers_validated_version_with_lineage(settings, registry, compiled, upload_verdict):
+    uploaded = upload_or_fail(settings, compiled, upload_verdict)
+    version = registry.get_version(settings.compiled_project, uploaded.info["version_id"])
     assert version.fingerprint == compiled.fingerprint
     assert version.card["lineage"]["uncompiled_version"] == settings.uncompiled_with_id
     assert version.card["validation"]["passed"] is True

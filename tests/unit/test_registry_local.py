@@ -203,3 +203,9 @@ def test_concurrent_registration_from_two_processes(registry, tmp_path):
         registry.download("p/x", version.version_id, dest)
         assert (dest / "model.bin").read_text() == f"weights of {version.card['by']}"
     assert not list((registry.root / "p" / "x" / "MODEL").glob(".new-*"))
+
+
+def test_registered_files_are_read_only(registry, files):
+    version, _ = register(registry, files, "fp1")
+    stored = stored_files(registry, version.version_id)
+    assert all(not (p.stat().st_mode & 0o222) for p in stored.rglob("*") if p.is_file())

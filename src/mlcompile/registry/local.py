@@ -139,6 +139,9 @@ class LocalRegistry:
                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 }
                 write_json_atomic(tmp / "version.json", record)
+                for path in tmp.rglob("*"):  # versions are immutable: files read-only
+                    if path.is_file():
+                        path.chmod(0o444)
                 os.rename(tmp, model_dir / version_id)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)

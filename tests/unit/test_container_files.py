@@ -1,0 +1,47 @@
+"""No Docker engine runs here: the Dockerfile and compose file are checked statically."""
+
+import re
+
+import pytest
+import yaml
+
+from ..conftest import REPO
+
+pytestmark = pytest.mark.unit
+STAGE_SERVICES = {"download": "compile-download-model", "compile": "compile-compile-model",
+                  "validate": "compile-validate-model", "upload": "compile-upload-model"}
+
+
+def test_dockerfile_has_base_development_production_stages():
+    text = (REPO / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM\s+(\S+)\s+AS\s+(\S+)", text, flags=re.M)
+    assert [name for _, name in stages] == ["base", "development", "production"]
+    assert stages[1][0] == "base" and stages[2][0] == "development"
+    assert "make install" in text and "HF_HUB_OFFLINE=1" in text
+
+
+def test_dockerfile_copies_only_paths_that_exist():
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY") and "--from" not in line:
+            for source in line.split()[1:-1]:
+                assert source == "." or (REPO / source).exists(), source
+
+
+def test_compose_services_run_each_stage_and_each_test_level():
+    compose = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+    services = compose["services"]
+    for stage, service in STAGE_SERVICES.items():
+        assert services[service]["command"] == ["run", "--stage", stage]
+        assert services[service]["build"]["target"] == "production"
+    assert services["compile"]["command"] == ["run"]
+    for level in ("unit", "integration", "functional"):
+        assert services[f"compile-{level}"]["command"] == ["-m", level]
+        assert services[f"compile-{level}"]["build"]["target"] == "development"
+
+
+def test_compose_passes_no_secret_values():
+    compose = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+    for service in compose["services"].values():
+        for key, value in service.get("environment", {}).items():
+            if "TOKEN" in key or "SECRET" in key:
+                assert value.startswith("${"), f"{key} must come from the caller's environment"
