@@ -12,9 +12,9 @@ from importlib import metadata
 from pathlib import Path
 
 from . import __version__
-from .artifacts import Artifact, Stage, fingerprint, read_json, sha256_file, write_json_atomic
+from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomic
 from .batching import BucketedRunner, example_inputs
-from .compilers import get_compiler, resolve_compiler_name
+from .compilers import get_compiler
 from .errors import ArtifactError, ConfigError, RegistryError, UploadRefused
 from .registry import MODEL_CARD, open_registry
 from .report import Verdict, render_html
