@@ -92,10 +92,6 @@ class Settings(BaseSettings):
         chosen = tuple(s for s in STAGES if getattr(self, STAGE_SWITCHES[s].lower()))
         return chosen or STAGES
 
-    @property
-    def config_dir(self) -> Path:
-        return config_dir()
-
 
 def config_dir() -> Path:
     return Path(os.environ.get("MLCOMPILE_CONFIG_DIR", "config"))

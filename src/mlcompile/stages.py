@@ -15,11 +15,11 @@ from . import __version__
 from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomic
 from .batching import BucketedRunner, example_inputs
 from .compilers import get_compiler
-from .errors import ArtifactError, ConfigError, RegistryError, UploadRefused
+from .errors import ConfigError, RegistryError, UploadRefused
 from .registry import MODEL_CARD, open_registry
 from .report import Verdict, render_html
 from .settings import Settings
-from .tasks import Case, Tolerance, get_task
+from .tasks import Case, Tolerance, check_ids, get_task
 
 log = logging.getLogger(__name__)
 COMPILED_SPEC = "compiled.json"
@@ -175,8 +175,7 @@ def load_cases(settings: Settings, downloaded: Artifact) -> list[Case]:
 
 
 def expected_checks(settings: Settings, cases: list[Case]) -> list[str]:
-    task = get_task(settings.model_task)
-    return [f"{case.id}::{check}" for case in cases for check in task.checks(case)]
+    return check_ids(get_task(settings.model_task), cases)
 
 
 def validate_fingerprint(settings: Settings, compiled: Artifact, cases: list[Case]) -> str:
@@ -292,12 +291,4 @@ def _register(registry, settings: Settings, compiled: Artifact, verdict: Verdict
         metadata_["validation_passed"] = "true"
         return registry.register(settings.compiled_project, settings.compiled_model, files, card, metadata_,
                                  compiled.fingerprint)
-
-
-def registered(settings: Settings) -> dict:
-    target = stage(settings, "upload")
-    problem = target.problem()
-    if problem:
-        raise ArtifactError(problem)
-    return read_json(target.path / "registered.json")
 

@@ -11,7 +11,7 @@ from typing import Callable
 
 from .compare import CheckResult
 from .report import Verdict
-from .tasks import Case, Task, Tolerance
+from .tasks import Case, Task, Tolerance, check_ids
 
 
 class Validation:
@@ -48,7 +48,7 @@ class Validation:
 
     @cached_property
     def expected(self) -> list[str]:
-        return [f"{case.id}::{check}" for case in self.cases.values() for check in self.task.checks(case)]
+        return check_ids(self.task, list(self.cases.values()))
 
     @cached_property
     def compiled(self):

@@ -55,6 +55,11 @@ class Task(Protocol):
         """Write a demo uncompiled model (files under dest) and return its model card."""
 
 
+def check_ids(task: Task, cases: list[Case]) -> list[str]:
+    """Every `<case>::<check>` the cases call for: what a complete validation must run."""
+    return [f"{case.id}::{check}" for case in cases for check in task.checks(case)]
+
+
 def get_task(name: str) -> Task:
     if name == "keywords":
         from .keywords import KeywordsTask
