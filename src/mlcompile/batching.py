@@ -56,12 +56,14 @@ class BucketedRunner:
                 full[i] = ids
         return full, counts
 
-    def _batches(self, lengths: list[int]) -> list[tuple[int, list[int]]]:
+    def _batches(self, lengths: list[int], forced: int | None = None) -> list[tuple[int, list[int]]]:
         """Groups of indices sorted by length, each at most batch_size and within one bucket."""
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         batches: list[tuple[int, list[int]]] = []
         for i in order:
             bucket = self.bucket_for(lengths[i])
+            if forced is not None and forced >= lengths[i]:
+                bucket = forced
             if batches and batches[-1][0] == bucket and len(batches[-1][1]) < self.batch_size:
                 batches[-1][1].append(i)
             else:
@@ -80,22 +82,43 @@ class BucketedRunner:
             mask[r, : len(row)] = 1
         return ids, mask
 
+    def describe(self, texts: Sequence[str]) -> list[TextInfo]:
+        """What `run` does to each text: its token count, the bucket that serves it, truncation."""
+        _, counts = self.encode(texts) if texts else ([], [])
+        return [self._info(n) for n in counts]
+
+    def _info(self, tokens: int, bucket: int | None = None) -> TextInfo:
+        return TextInfo(tokens, bucket or self.bucket_for(tokens), tokens > self.max_length)
+
     @torch.inference_mode()
-    def run(self, texts: Sequence[str]) -> tuple[list[torch.Tensor], list[TextInfo]]:
+    def run(self, texts: Sequence[str], bucket: int | None = None) -> tuple[list[torch.Tensor], list[TextInfo]]:
+        """Per-text outputs in the caller's order. `bucket` forces every text into that compiled
+        length (when it fits) instead of the smallest that fits: a padding-invariance probe."""
         if not texts:
             return [], []
         ids, counts = self.encode(texts)
+        outputs, buckets = self.run_ids(ids, bucket)
+        return outputs, [self._info(n, b) for n, b in zip(counts, buckets)]
+
+    @torch.inference_mode()
+    def run_ids(self, ids: Sequence[Sequence[int]], bucket: int | None = None) -> tuple[list[torch.Tensor], list[int]]:
+        """Run token id rows (special tokens included, at most max_length long); returns the
+        per-row outputs and the bucket that served each row."""
+        if bucket is not None and bucket not in self.modules:
+            raise ValueError(f"no compiled bucket of length {bucket}; compiled: {self.lengths}")
         used = [len(row) for row in ids]
-        outputs: list[torch.Tensor | None] = [None] * len(texts)
-        infos: list[TextInfo | None] = [None] * len(texts)
-        for bucket, members in self._batches(used):
-            input_ids, attention_mask = self._pad([ids[i] for i in members], bucket)
-            result = self.modules[bucket](input_ids, attention_mask)
+        if used and max(used) > self.max_length:
+            raise ValueError(f"a row of {max(used)} tokens is longer than the largest bucket ({self.max_length})")
+        outputs: list[torch.Tensor | None] = [None] * len(ids)
+        served = [0] * len(ids)
+        for length, members in self._batches(used, bucket):
+            input_ids, attention_mask = self._pad([list(ids[i]) for i in members], length)
+            result = self.modules[length](input_ids, attention_mask)
             for row, i in enumerate(members):
                 out = result[row, : used[i]] if self.token_level else result[row]
                 outputs[i] = out.detach().clone()
-                infos[i] = TextInfo(tokens=counts[i], bucket=bucket, truncated=counts[i] > self.max_length)
-        return outputs, infos  # type: ignore[return-value]
+                served[i] = length
+        return outputs, served  # type: ignore[return-value]
 
 
 def example_inputs(tokenizer, batch_size: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,7 +31,11 @@ def _run(args) -> int:
 
 
 def _seed(args) -> int:
+    from transformers.utils import logging as hf_logging
+
     from .demo import seed
+
+    hf_logging.disable_progress_bar()  # per-tensor load/save bars say nothing useful here
 
     if args.project:
         os.environ["PROJECT"] = args.project

@@ -71,6 +71,25 @@ def same(case: str, check: str, observed, reference, what: str) -> CheckResult:
     )
 
 
+def combine(case: str, check: str, parts: dict[str, CheckResult]) -> CheckResult:
+    """One check made of several comparisons: it passes iff all do, and reports the failures, or
+    else the comparison nearest its tolerance."""
+    failed = {label: r for label, r in parts.items() if not r.passed}
+    with_margin = {label: r for label, r in parts.items() if r.margin is not None}
+    details = {"parts": {label: r.message for label, r in parts.items()}}
+    if failed:
+        message = "; ".join(f"{label}: {r.message}" for label, r in failed.items())
+        worst = min(failed.values(), key=lambda r: r.margin if r.margin is not None else float("-inf"))
+        return CheckResult(case, check, False, message, worst.observed, worst.allowed, worst.margin, details)
+    if not with_margin:
+        return CheckResult(case, check, True, f"{len(parts)} comparisons agree", details=details)
+    label, nearest = min(with_margin.items(), key=lambda item: item[1].margin)
+    return CheckResult(
+        case, check, True, f"{len(parts)} comparisons agree; nearest its tolerance: {label}: {nearest.message}",
+        nearest.observed, nearest.allowed, nearest.margin, details,
+    )
+
+
 def _short(value, limit: int = 200) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

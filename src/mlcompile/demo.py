@@ -7,7 +7,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from .artifacts import fingerprint, hash_tree, write_json_atomic
+from .artifacts import fingerprint, write_json_atomic
 from .registry import VersionInfo, open_registry, split_version_id
 from .settings import Settings
 from .stages import TEST_FILES
@@ -22,6 +22,11 @@ def seed(settings: Settings) -> tuple[VersionInfo, bool]:
     task = get_task(settings.model_task)
     registry = open_registry(settings)
     project, model = settings.uncompiled_project, settings.uncompiled_model
+    # Fingerprint what the model is built from, so a registered demo is found before (re)training.
+    fp = fingerprint({"task": task.name, "recipe": task.demo_recipe(), "inputs": task.demo_inputs})
+    existing = registry.find_version(project, model, fp)
+    if existing is not None:
+        return existing, False
     Path(settings.outputs_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.outputs_dir, prefix=".seed-") as tmp:
         files = Path(tmp) / "files"
@@ -29,10 +34,6 @@ def seed(settings: Settings) -> tuple[VersionInfo, bool]:
         card = task.demo(files)
         params = card.get("inference_params", {})
         inputs = task.demo_inputs
-        fp = fingerprint({"task": task.name, "files": hash_tree(files), "inputs": inputs, "params": params})
-        existing = registry.find_version(project, model, fp)
-        if existing is not None:
-            return existing, False
         reference = task.reference(files, card)
         predictions = []
         for item in inputs:

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
 
     mlcompile_env: Literal["dev", "prod"] = "dev"
     project: str = "keywords"
-    model_task: Literal["keywords"] = Field(description="Task family of the project's model.")
+    model_task: Literal["keywords", "ner", "sentiment"] = Field(description="Task family of the project's model.")
 
     registry: Literal["local"] = "local"
     registry_path: Path = Path("registry")

@@ -82,7 +82,7 @@ def compile_fingerprint_inputs(settings: Settings, downloaded: Artifact) -> dict
 
 
 def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Artifact:
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     inputs = compile_fingerprint_inputs(settings, downloaded)
     compiler = get_compiler(settings.compiler)
@@ -90,8 +90,12 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
 
     def build(tmp: Path) -> dict:
         module = task.traceable(downloaded.path)
-        tokenizer = AutoTokenizer.from_pretrained(str(task.tokenizer_dir(downloaded.path)), local_files_only=True)
+        source = str(task.tokenizer_dir(downloaded.path))
+        # The artifact's tokenizer truncates where the largest bucket ends; the runner pads to the buckets.
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        tokenizer.model_max_length = settings.sequence_lengths[-1]
         tokenizer.save_pretrained(str(tmp / "tokenizer"))
+        AutoConfig.from_pretrained(source, local_files_only=True).save_pretrained(str(tmp / "config"))
         buckets, seconds = [], {}
         for length in settings.sequence_lengths:
             target = tmp / f"bucket-{length}{compiler.suffix}"
@@ -109,6 +113,7 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
             "batch_size": settings.batch_size,
             "buckets": buckets,
             "tokenizer": "tokenizer",
+            "config": "config",
             "source_version": read_json(downloaded.path / "version.json")["version_id"],
             "versions": inputs["versions"],
         }
@@ -128,7 +133,7 @@ def load_compiled(path: Path):
     modules = {b["length"]: compiler.load(path / b["file"]) for b in spec["buckets"]}
     tokenizer = AutoTokenizer.from_pretrained(str(path / spec["tokenizer"]), local_files_only=True)
     runner = BucketedRunner(tokenizer, modules, spec["batch_size"], token_level=task.token_level)
-    return task.compiled(runner, read_json(path / MODEL_CARD))
+    return task.compiled(runner, path, read_json(path / MODEL_CARD))
 
 
 def load_reference(settings: Settings, downloaded: Artifact):

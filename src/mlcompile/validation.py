@@ -11,13 +11,15 @@ from typing import Callable
 
 from .compare import CheckResult
 from .report import Verdict
-from .tasks import Case, Task, Tolerance, check_ids
+from .tasks import Case, TaskFamily, Tolerance, check_ids
+
+FILLERS = 3
 
 
 class Validation:
     def __init__(
         self,
-        task: Task,
+        task: TaskFamily,
         cases: list[Case],
         tolerance: Tolerance,
         compile_fingerprint: str,
@@ -71,11 +73,35 @@ class Validation:
     def _evaluate(self, case: Case) -> dict[str, CheckResult]:
         compiled = self.compiled.predict(case.text, case.params)
         reference = self.reference.predict(case.text, case.params)
-        results = self.task.evaluate(case, compiled, reference, self.tolerance)
+        results = self.task.evaluate(case, compiled, reference, self.tolerance, self._variants(case, compiled))
         for result in results.values():
             result.details["compiled_text"] = compiled["text_info"]
             result.details["reference_text"] = reference["text_info"]
         return results
+
+    def _fillers(self, case: Case) -> list[str]:
+        """Up to FILLERS other case texts of different lengths (shortest, middle, longest)."""
+        others = sorted({c.text for c in self.cases.values() if c.text.strip() and c.text != case.text}, key=len)
+        picks = [others[0], others[len(others) // 2], others[-1]] if others else []
+        return list(dict.fromkeys(picks))[:FILLERS]
+
+    def _variants(self, case: Case, alone: dict) -> dict[str, tuple]:
+        """The compiled output of the case in other company, for the invariance check: inside a
+        batch of texts of other lengths (batch position and neighbours' padding), and padded to
+        the largest bucket (its own padding)."""
+        variants = {}
+        fillers = self._fillers(case)
+        if fillers:
+            position = (len(fillers) + 1) // 2
+            batch = fillers[:position] + [case.text] + fillers[position:]
+            in_batch = self.compiled.predict_many(batch, case.params)[position]
+            variants[f"row {position + 1} of a batch of {len(batch)} texts"] = (alone, in_batch)
+        runner = self.compiled.runner
+        (own,), (info,) = runner.run([case.text])
+        if info.bucket < runner.max_length:
+            (padded,), _ = runner.run([case.text], bucket=runner.max_length)
+            variants[f"bucket {runner.max_length} instead of {info.bucket}"] = (own.numpy(), padded.numpy())
+        return variants
 
     def plan(self) -> dict:
         return {

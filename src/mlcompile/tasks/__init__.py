@@ -1,8 +1,14 @@
 """Task families. A task says how to load the uncompiled pipeline from downloaded files, what to
-trace, how to run the compiled pipeline, and which task-level checks apply to each case."""
+trace, how to run the compiled pipeline, and which task-level checks apply to each case.
+
+Every task compares the same way: its task-level outcome exactly (keywords, entity spans, label),
+its tensors within tolerance, the compiled output's invariance to batching and padding, and, when
+the registry stored one, the prediction recorded with the uncompiled version.
+"""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -10,8 +16,16 @@ from typing import Any, Protocol
 import torch
 
 from ..batching import BucketedRunner
-from ..compare import CheckResult
+from ..compare import CheckResult, close, combine, same
 from ..errors import ConfigError
+
+TASKS = {
+    "keywords": "mlcompile.tasks.keywords:KeywordsTask",
+    "ner": "mlcompile.tasks.ner:NerTask",
+    "sentiment": "mlcompile.tasks.sentiment:SentimentTask",
+}
+INVARIANCE = "invariance"
+EXPECTED = "expected"
 
 
 @dataclass(frozen=True)
@@ -30,39 +44,103 @@ class Tolerance:
     rtol: float
 
 
-class Pipeline(Protocol):
+class Pipeline:
+    """A task pipeline: `predict_many` returns, per text, the task output, the tensors checked and
+    `text_info` (tokens, bucket, truncated)."""
+
+    def predict_many(self, texts: list[str], params: dict) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
     def predict(self, text: str, params: dict) -> dict[str, Any]:
-        """Task output, the tensors checked, and `text_info` (tokens, bucket, truncated)."""
+        return self.predict_many([text], params)[0]
 
 
-class Task(Protocol):
+class CompiledPipeline(Pipeline):
+    runner: BucketedRunner  # the compiled buckets, for probes below the task level
+
+
+class TaskFamily:
     name: str
-    token_level: bool  # compiled module returns per-token outputs
+    token_level: bool  # the compiled module returns per-token outputs
+    outcome_check: str  # the task-level output, compared exactly
+    tensor_checks: tuple[str, ...]  # compared within tolerance
+    aligned_checks: frozenset[str] = frozenset()  # tensors indexed by the outcome (e.g. its scores)
+    demo_inputs: list[dict]
+
+    # --- what each task defines
+    def tokenizer_dir(self, model_dir: Path) -> Path:
+        raise NotImplementedError
 
     def traceable(self, model_dir: Path) -> torch.nn.Module:
         """A module `(input_ids, attention_mask) -> tensor` to compile."""
+        raise NotImplementedError
 
     def reference(self, model_dir: Path, card: dict) -> Pipeline:
         """The uncompiled pipeline on CPU."""
+        raise NotImplementedError
 
-    def compiled(self, runner: BucketedRunner, card: dict) -> Pipeline: ...
+    def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledPipeline:
+        """The same pipeline over compiled buckets; `model_dir` holds the artifact's own files."""
+        raise NotImplementedError
 
-    def checks(self, case: Case) -> list[str]: ...
+    def outcome(self, prediction: dict) -> Any:
+        raise NotImplementedError
 
-    def evaluate(self, case: Case, compiled: dict, reference: dict, tol: Tolerance) -> dict[str, CheckResult]: ...
+    def tensor(self, check: str, prediction: dict) -> Any:
+        return prediction[check]
+
+    def demo_recipe(self) -> dict:
+        """Everything the demo model is built from (fingerprinted before building it)."""
+        raise NotImplementedError
 
     def demo(self, dest: Path) -> dict:
         """Write a demo uncompiled model (files under dest) and return its model card."""
+        raise NotImplementedError
+
+    # --- shared comparison
+    def checks(self, case: Case) -> list[str]:
+        return [self.outcome_check, *self.tensor_checks, INVARIANCE, *([EXPECTED] if case.expected else [])]
+
+    def compare(self, case_id: str, observed: dict, reference: dict, tol: Tolerance,
+                tensors: tuple[str, ...] | None = None) -> dict[str, CheckResult]:
+        """Outcome and tensor checks of one prediction against another, keyed by check name."""
+        outcome = same(case_id, self.outcome_check, self.outcome(observed), self.outcome(reference), self.outcome_check)
+        results = {self.outcome_check: outcome}
+        for check in self.tensor_checks if tensors is None else tensors:
+            if check in self.aligned_checks and not outcome.passed:
+                results[check] = CheckResult(case_id, check, False, f"not comparable: {self.outcome_check} differ")
+            else:
+                results[check] = close(case_id, check, self.tensor(check, observed), self.tensor(check, reference),
+                                       tol.atol, tol.rtol)
+        return results
+
+    def evaluate(self, case: Case, compiled: dict, reference: dict, tol: Tolerance,
+                 variants: dict[str, tuple[Any, Any]]) -> dict[str, CheckResult]:
+        """`variants`: label -> (alone, variant), each a compiled prediction (dict) or a raw
+        compiled tensor, for the invariance check."""
+        results = self.compare(case.id, compiled, reference, tol)
+        parts: dict[str, CheckResult] = {}
+        for label, (alone, variant) in variants.items():
+            if isinstance(alone, dict):
+                for check, result in self.compare(case.id, variant, alone, tol).items():
+                    parts[f"{label}: {check}"] = result
+            else:
+                parts[label] = close(case.id, INVARIANCE, variant, alone, tol.atol, tol.rtol)
+        results[INVARIANCE] = combine(case.id, INVARIANCE, parts)
+        if case.expected:
+            # Tensors the stored prediction has (older records may lack some), and the outcome's own.
+            stored = tuple(c for c in self.tensor_checks if c in case.expected or c in self.aligned_checks)
+            results[EXPECTED] = combine(case.id, EXPECTED, self.compare(case.id, compiled, case.expected, tol, stored))
+        return results
 
 
-def check_ids(task: Task, cases: list[Case]) -> list[str]:
+def check_ids(task: TaskFamily, cases: list[Case]) -> list[str]:
     """Every `<case>::<check>` the cases call for: what a complete validation must run."""
     return [f"{case.id}::{check}" for case in cases for check in task.checks(case)]
 
 
-def get_task(name: str) -> Task:
-    if name == "keywords":
-        from .keywords import KeywordsTask
-
-        return KeywordsTask()
-    raise ConfigError(f"MODEL_TASK={name!r}: unknown task family; known: keywords")
+def get_task(name: str) -> TaskFamily:
+    if name not in TASKS:
+        raise ConfigError(f"MODEL_TASK={name!r}: unknown task family; known: {', '.join(TASKS)}")
+    module, cls = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), cls)()

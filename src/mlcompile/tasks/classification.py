@@ -1,0 +1,185 @@
+"""What the transformers classification tasks (ner, sentiment) share.
+
+The uncompiled pipeline is the transformers pipeline over the downloaded model. The compiled
+pipeline is the same transformers pipeline class, whose model is a `CompiledModel`: the model's
+config and call signature, computed by the compiled buckets. Pre- and post-processing (tokenizing,
+aggregating entities, softmax) are therefore the library's own on both sides, and only the model
+differs.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..batching import BucketedRunner
+from . import CompiledPipeline, Pipeline, TaskFamily
+from .demo_training import TrainingRecipe, finetune, recipe_inputs, save_demo
+
+MODEL_DIR = "model"
+
+
+class LogitsModule(torch.nn.Module):
+    """The classification model as one `(input_ids, attention_mask) -> logits` function."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+class CompiledModel(torch.nn.Module):
+    """Stands in for the transformers model inside a transformers pipeline: its config, device and
+    `model(input_ids=..., attention_mask=...)` call, answered by the compiled buckets. A padded
+    batch from the pipeline is unpadded row by row and re-batched by the runner."""
+
+    device = torch.device("cpu")
+    dtype = torch.float32
+
+    def __init__(self, config, runner: BucketedRunner):
+        super().__init__()
+        self.config = config
+        self.runner = runner
+
+    def can_generate(self) -> bool:
+        return False
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_unused) -> dict:
+        from transformers.modeling_outputs import ModelOutput
+
+        rows = [ids[mask.bool()].tolist() for ids, mask in zip(input_ids, attention_mask)]
+        outputs, _ = self.runner.run_ids(rows)
+        if self.runner.token_level:  # back to the pipeline's padded (batch, length, labels)
+            logits = torch.zeros((*input_ids.shape, outputs[0].shape[-1]), dtype=outputs[0].dtype)
+            for row, out in enumerate(outputs):
+                logits[row, : out.shape[0]] = out
+        else:
+            logits = torch.stack(outputs)
+        return ModelOutput(logits=logits)
+
+
+@contextmanager
+def _quiet_transformers():
+    """The pipelines log an error for a model class they do not know (CompiledModel)."""
+    log = logging.getLogger("transformers.pipelines.base")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+class TransformersPipeline(Pipeline):
+    def __init__(self, task: "ClassificationTask", hf_pipeline, text_info):
+        self.task = task
+        self.hf_pipeline = hf_pipeline
+        self.text_info = text_info  # texts -> [{"tokens", "bucket", "truncated"}]
+
+    def predict_many(self, texts: list[str], params: dict) -> list[dict[str, Any]]:
+        texts = list(texts)
+        raw = self.hf_pipeline(texts, batch_size=len(texts), **self.task.call_kwargs(params))
+        return [
+            {**self.task.convert(text, output, self.hf_pipeline.model.config), "text_info": info}
+            for text, output, info in zip(texts, raw, self.text_info(texts))
+        ]
+
+
+class CompiledTransformersPipeline(TransformersPipeline, CompiledPipeline):
+    def __init__(self, task: "ClassificationTask", hf_pipeline, runner: BucketedRunner):
+        super().__init__(task, hf_pipeline, lambda texts: [info.as_dict() for info in runner.describe(texts)])
+        self.runner = runner
+
+
+class ClassificationTask(TaskFamily):
+    """A transformers `AutoModelFor...` classifier behind a transformers pipeline."""
+
+    auto_model: str  # e.g. "AutoModelForTokenClassification"
+    recipe: TrainingRecipe
+
+    # --- what each classification task defines
+    def pipeline_class(self):
+        raise NotImplementedError
+
+    def call_kwargs(self, params: dict) -> dict:
+        """Keyword arguments of the pipeline call for these inference params."""
+        raise NotImplementedError
+
+    def convert(self, text: str, output, config) -> dict:
+        """The pipeline's output for one text as this task's prediction."""
+        raise NotImplementedError
+
+    def corpus(self) -> list:
+        raise NotImplementedError
+
+    def encode_example(self, tokenizer, example) -> dict:
+        """One training example as tokenizer features with `labels`."""
+        raise NotImplementedError
+
+    def collator(self, tokenizer):
+        raise NotImplementedError
+
+    def card(self) -> dict:
+        raise NotImplementedError
+
+    # --- shared
+    def tokenizer_dir(self, model_dir: Path) -> Path:
+        return model_dir / MODEL_DIR
+
+    def load_model(self, model_dir: Path):
+        import transformers
+
+        auto = getattr(transformers, self.auto_model)
+        return auto.from_pretrained(str(model_dir / MODEL_DIR), local_files_only=True).eval()
+
+    def traceable(self, model_dir: Path) -> torch.nn.Module:
+        return LogitsModule(self.load_model(model_dir)).eval()
+
+    def _tokenizer(self, path: Path):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+    def reference(self, model_dir: Path, card: dict) -> TransformersPipeline:
+        tokenizer = self._tokenizer(model_dir / MODEL_DIR)
+        hf_pipeline = self.pipeline_class()(model=self.load_model(model_dir), tokenizer=tokenizer, device="cpu")
+
+        def text_info(texts: list[str]) -> list[dict]:
+            counts = [len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]]
+            return [{"tokens": n, "bucket": None, "truncated": n > tokenizer.model_max_length} for n in counts]
+
+        return TransformersPipeline(self, hf_pipeline, text_info)
+
+    def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledTransformersPipeline:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(model_dir / "config"), local_files_only=True)
+        tokenizer = self._tokenizer(model_dir / "tokenizer")
+        tokenizer.model_max_length = runner.max_length  # the pipeline truncates where the buckets end
+        with _quiet_transformers():
+            hf_pipeline = self.pipeline_class()(model=CompiledModel(config, runner), tokenizer=tokenizer, device="cpu")
+        return CompiledTransformersPipeline(self, hf_pipeline, runner)
+
+    def demo_recipe(self) -> dict:
+        return recipe_inputs(self.recipe, self.corpus())
+
+    def demo(self, dest: Path) -> dict:
+        import transformers
+
+        model, tokenizer, seconds = finetune(
+            getattr(transformers, self.auto_model), self.recipe, self.corpus(), self.encode_example, self.collator
+        )
+        save_demo(model, tokenizer, dest / MODEL_DIR)
+        return {
+            **self.card(),
+            "task": self.name,
+            "model_dir": MODEL_DIR,
+            "labels": list(self.recipe.labels),
+            "training": {**self.recipe.as_dict(), "seconds": round(seconds, 1)},
+        }

@@ -1,0 +1,95 @@
+"""Named entity recognition: a transformers token-classification model and pipeline.
+
+Entities are compared exactly as (label, start, end, text), with the text cut from the original
+string at the pipeline's character offsets (the demo tokenizer is uncased); their scores and the
+per-token logits within tolerance.
+"""
+
+from __future__ import annotations
+
+from transformers import DataCollatorForTokenClassification, TokenClassificationPipeline
+
+from .classification import ClassificationTask
+from .corpus import NER_LABELS, ner_corpus
+from .demo_training import TrainingRecipe
+
+DEFAULT_PARAMS = {"aggregation_strategy": "simple"}
+DEMO_INPUTS = [
+    {"id": "google-hq", "text": "Google HQ is in Mountain View, CA"},
+    {"id": "meeting", "text": "Maria Schmidt met the Siemens board in Munich on Tuesday."},
+    {"id": "german", "text": "Lukas Weber arbeitet seit 2019 bei Volkswagen in Berlin."},
+]
+
+
+class TokenClassificationWithLogits(TokenClassificationPipeline):
+    """The transformers pipeline, returning the per-token logits beside the entities."""
+
+    def postprocess(self, all_outputs, **kwargs):
+        entities = super().postprocess(all_outputs, **kwargs)
+        logits = [out["logits"][0][out["attention_mask"][0].bool()] for out in all_outputs]
+        return {"entities": entities, "logits": logits[0] if len(logits) == 1 else logits}
+
+
+class NerTask(ClassificationTask):
+    name = "ner"
+    token_level = True
+    outcome_check = "entities"
+    tensor_checks = ("scores", "logits")
+    aligned_checks = frozenset({"scores"})
+    demo_inputs = DEMO_INPUTS
+    auto_model = "AutoModelForTokenClassification"
+    recipe = TrainingRecipe(labels=tuple(NER_LABELS), learning_rate=5e-4)
+
+    def pipeline_class(self):
+        return TokenClassificationWithLogits
+
+    def call_kwargs(self, params: dict) -> dict:
+        return {"aggregation_strategy": params.get("aggregation_strategy", DEFAULT_PARAMS["aggregation_strategy"])}
+
+    def convert(self, text: str, output, config) -> dict:
+        entities = [
+            {"label": e["entity_group"], "start": int(e["start"]), "end": int(e["end"]),
+             "text": text[int(e["start"]):int(e["end"])], "score": float(e["score"])}
+            for e in output["entities"]
+        ]
+        return {"entities": entities, "logits": output["logits"].tolist()}
+
+    def outcome(self, prediction: dict) -> list:
+        return [[e["label"], e["start"], e["end"], e["text"]] for e in prediction["entities"]]
+
+    def tensor(self, check: str, prediction: dict):
+        if check == "scores":
+            return [e["score"] for e in prediction["entities"]]
+        return prediction[check]
+
+    def corpus(self) -> list:
+        return ner_corpus(seed=0, size=1000)
+
+    def encode_example(self, tokenizer, example) -> dict:
+        """Every sub-token of an entity is labelled: B-X on its first token, I-X on the rest."""
+        text, spans = example
+        features = tokenizer(text, truncation=True, return_offsets_mapping=True)
+        labels, previous = [], None
+        for start, end in features.pop("offset_mapping"):
+            span = next((s for s in spans if s[0] <= start < s[1]), None) if start != end else None
+            if start == end:  # special token
+                labels.append(-100)
+            elif span is None:
+                labels.append(NER_LABELS.index("O"))
+            else:
+                labels.append(NER_LABELS.index(("I-" if span == previous else "B-") + span[2]))
+            previous = span
+        features["labels"] = labels
+        return features
+
+    def collator(self, tokenizer):
+        return DataCollatorForTokenClassification(tokenizer)
+
+    def card(self) -> dict:
+        return {
+            "name": "ner (all-MiniLM-L6-v2 fine-tuned for token classification)",
+            "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+            "source": "fine-tuned by `mlcompile seed ner` on the template corpus in mlcompile.tasks.corpus",
+            "framework": "transformers token-classification pipeline",
+            "inference_params": DEFAULT_PARAMS,
+        }
