@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -41,15 +42,36 @@ def settings_env(monkeypatch, tmp_path):
     return tmp_path
 
 
-@pytest.fixture(scope="session")
-def seeded_registry(tmp_path_factory) -> Path:
-    """A registry with the demo KEYWORDS-TRAINED-1, seeded once per test session (process)."""
-    root = tmp_path_factory.mktemp("seeded")
-    env = clean_environ(REGISTRY_PATH=root / "registry", OUTPUTS_DIR=root / "outputs")
-    done = subprocess.run([sys.executable, "-m", "mlcompile.cli", "seed", "keywords"], cwd=REPO, env=env,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+PROJECTS = ("keywords", "ner", "sentiment")
+
+
+def _seed_shared(tmp_path_factory, worker_id: str, project: str) -> Path:
+    """The registry with `project`'s demo model, seeded once per test run: the first xdist worker
+    to ask seeds it (training, for ner and sentiment) while the others wait on its lock."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if worker_id != "master" else base) / "seeded"
+    shared.mkdir(exist_ok=True)
+    root = shared / project
+    with FileLock(str(shared / f"{project}.lock")):
+        if not (root / "seeded").is_file():
+            env = clean_environ(REGISTRY_PATH=root / "registry", OUTPUTS_DIR=root / "outputs")
+            done = subprocess.run([sys.executable, "-m", "mlcompile.cli", "seed", project], cwd=REPO, env=env,
+                                  capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+            (root / "seeded").write_text(done.stdout)
     return root / "registry"
+
+
+@pytest.fixture(scope="session")
+def seeded_registry(tmp_path_factory, worker_id) -> Path:
+    """A registry with the demo KEYWORDS-TRAINED-1."""
+    return _seed_shared(tmp_path_factory, worker_id, "keywords")
+
+
+@pytest.fixture(scope="session")
+def seeded_registries(tmp_path_factory, worker_id) -> dict[str, Path]:
+    """A registry per project with its demo model (ner and sentiment trained at seed time)."""
+    return {project: _seed_shared(tmp_path_factory, worker_id, project) for project in PROJECTS}
 
 
 @pytest.fixture

@@ -79,7 +79,8 @@ def combine(case: str, check: str, parts: dict[str, CheckResult]) -> CheckResult
     details = {"parts": {label: r.message for label, r in parts.items()}}
     if failed:
         message = "; ".join(f"{label}: {r.message}" for label, r in failed.items())
-        worst = min(failed.values(), key=lambda r: r.margin if r.margin is not None else float("-inf"))
+        numeric = [r for r in failed.values() if r.margin is not None]
+        worst = min(numeric, key=lambda r: r.margin) if numeric else next(iter(failed.values()))
         return CheckResult(case, check, False, message, worst.observed, worst.allowed, worst.margin, details)
     if not with_margin:
         return CheckResult(case, check, True, f"{len(parts)} comparisons agree", details=details)

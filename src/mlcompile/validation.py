@@ -95,7 +95,7 @@ class Validation:
             position = (len(fillers) + 1) // 2
             batch = fillers[:position] + [case.text] + fillers[position:]
             in_batch = self.compiled.predict_many(batch, case.params)[position]
-            variants[f"row {position + 1} of a batch of {len(batch)} texts"] = (alone, in_batch)
+            variants[f"in a batch of {len(batch)} texts (position {position + 1})"] = (alone, in_batch)
         runner = self.compiled.runner
         (own,), (info,) = runner.run([case.text])
         if info.bucket < runner.max_length:

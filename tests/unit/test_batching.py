@@ -125,3 +125,34 @@ def test_example_inputs_have_padding_in_every_row(tokenizer, batch_size, length)
         assert bool((mask[row, :n] == 1).all()) and bool((mask[row, n:] == 0).all())
         assert ids[row, 0] == tokenizer.cls_token_id and ids[row, n - 1] == tokenizer.sep_token_id
         assert bool((ids[row, n:] == tokenizer.pad_token_id).all())
+
+
+def test_forced_bucket_pads_a_text_beyond_its_own_bucket(tokenizer):
+    runner = make_runner(tokenizer, token_level=True)
+    (own,), (info,) = runner.run([TEXTS["short"][0]])
+    (padded,), (forced,) = runner.run([TEXTS["short"][0]], bucket=32)
+    assert (info.bucket, forced.bucket) == (8, 32)
+    assert runner.modules[8].calls == 1 and runner.modules[32].calls == 1
+    assert torch.equal(own, padded)  # the fake is padding-invariant; its output is cut to the text's tokens
+
+
+def test_forced_bucket_too_short_for_a_text_leaves_it_in_its_own(tokenizer):
+    runner = make_runner(tokenizer)
+    _, infos = runner.run([TEXTS["long"][0], TEXTS["short"][0]], bucket=8)
+    assert [i.bucket for i in infos] == [32, 8]
+
+
+def test_unknown_forced_bucket_and_overlong_rows_are_errors(tokenizer):
+    runner = make_runner(tokenizer)
+    with pytest.raises(ValueError, match="no compiled bucket of length 16"):
+        runner.run(["hello"], bucket=16)
+    with pytest.raises(ValueError, match="longer than the largest bucket"):
+        runner.run_ids([[101] * 33])
+
+
+def test_describe_matches_what_run_does(tokenizer):
+    runner = make_runner(tokenizer)
+    texts = [TEXTS[n][0] for n in ("too_long", "empty", "medium")]
+    assert runner.describe(texts) == runner.run(texts)[1]
+    assert runner.describe([]) == []
+    assert all(m.calls == 1 for m in runner.modules.values())  # describe runs nothing

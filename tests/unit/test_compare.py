@@ -102,3 +102,24 @@ def test_close_with_zero_tolerance_accepts_only_exact_values():
     assert close("c", "t", [1.0, 2.0], [1.0, 2.0], atol=0, rtol=0).passed
     failed = close("c", "t", [1.0, 2.0000001], [1.0, 2.0], atol=0, rtol=0)
     assert not failed.passed and failed.details["worst_element"] == 1
+
+
+def test_combine_reports_failures_first_then_the_nearest_pass():
+    from mlcompile.compare import combine
+
+    ok = close("c", "x", [1.0], [1.0], atol=0.1, rtol=0)
+    near = close("c", "x", [1.09], [1.0], atol=0.1, rtol=0)
+    bad = close("c", "x", [1.5], [1.0], atol=0.1, rtol=0)
+    labels = same("c", "label", "POSITIVE", "POSITIVE", "label")
+
+    passed = combine("c", "invariance", {"in batch": ok, "padded": near, "label": labels})
+    assert passed.passed and passed.check_id == "c::invariance"
+    assert passed.margin == pytest.approx(0.01) and "padded" in passed.message
+    assert set(passed.details["parts"]) == {"in batch", "padded", "label"}
+
+    failed = combine("c", "invariance", {"in batch": ok, "padded": bad, "label": same("c", "l", "A", "B", "label")})
+    assert not failed.passed
+    assert "padded:" in failed.message and "label:" in failed.message and "in batch" not in failed.message
+    assert failed.margin == pytest.approx(-0.4)
+
+    assert combine("c", "invariance", {"label": labels}).margin is None

@@ -101,6 +101,8 @@ class ClassificationTask(TaskFamily):
     """A transformers `AutoModelFor...` classifier behind a transformers pipeline."""
 
     auto_model: str  # e.g. "AutoModelForTokenClassification"
+    hf_task: str  # the transformers pipeline task, e.g. "token-classification"
+    default_params: dict = {}
     recipe: TrainingRecipe
 
     # --- what each classification task defines
@@ -123,9 +125,6 @@ class ClassificationTask(TaskFamily):
         raise NotImplementedError
 
     def collator(self, tokenizer):
-        raise NotImplementedError
-
-    def card(self) -> dict:
         raise NotImplementedError
 
     # --- shared
@@ -177,8 +176,12 @@ class ClassificationTask(TaskFamily):
         )
         save_demo(model, tokenizer, dest / MODEL_DIR)
         return {
-            **self.card(),
             "task": self.name,
+            "name": f"{self.name} (all-MiniLM-L6-v2 fine-tuned for {self.hf_task})",
+            "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+            "source": f"fine-tuned by `mlcompile seed {self.name}` on the template corpus in mlcompile.tasks.corpus",
+            "framework": f"transformers {self.hf_task} pipeline",
+            "inference_params": self.default_params,
             "model_dir": MODEL_DIR,
             "labels": list(self.recipe.labels),
             "training": {**self.recipe.as_dict(), "seconds": round(seconds, 1)},

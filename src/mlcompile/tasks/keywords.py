@@ -110,7 +110,6 @@ class KeywordsTask(TaskFamily):
     token_level = False
     outcome_check = "keywords"
     tensor_checks = ("scores", "embedding")
-    aligned_checks = frozenset({"scores"})
     demo_inputs = DEMO_INPUTS
 
     def tokenizer_dir(self, model_dir: Path) -> Path:

@@ -13,7 +13,6 @@ from .classification import ClassificationTask
 from .corpus import NER_LABELS, ner_corpus
 from .demo_training import TrainingRecipe
 
-DEFAULT_PARAMS = {"aggregation_strategy": "simple"}
 DEMO_INPUTS = [
     {"id": "google-hq", "text": "Google HQ is in Mountain View, CA"},
     {"id": "meeting", "text": "Maria Schmidt met the Siemens board in Munich on Tuesday."},
@@ -32,19 +31,22 @@ class TokenClassificationWithLogits(TokenClassificationPipeline):
 
 class NerTask(ClassificationTask):
     name = "ner"
+    # the model
+    hf_task = "token-classification"
+    default_params = {"aggregation_strategy": "simple"}
+    auto_model = "AutoModelForTokenClassification"
+    recipe = TrainingRecipe(labels=tuple(NER_LABELS), learning_rate=5e-4)
+    # its outputs and checks
     token_level = True
     outcome_check = "entities"
     tensor_checks = ("scores", "logits")
-    aligned_checks = frozenset({"scores"})
     demo_inputs = DEMO_INPUTS
-    auto_model = "AutoModelForTokenClassification"
-    recipe = TrainingRecipe(labels=tuple(NER_LABELS), learning_rate=5e-4)
 
     def pipeline_class(self):
         return TokenClassificationWithLogits
 
     def call_kwargs(self, params: dict) -> dict:
-        return {"aggregation_strategy": params.get("aggregation_strategy", DEFAULT_PARAMS["aggregation_strategy"])}
+        return {"aggregation_strategy": params.get("aggregation_strategy", self.default_params["aggregation_strategy"])}
 
     def convert(self, text: str, output, config) -> dict:
         entities = [
@@ -84,12 +86,3 @@ class NerTask(ClassificationTask):
 
     def collator(self, tokenizer):
         return DataCollatorForTokenClassification(tokenizer)
-
-    def card(self) -> dict:
-        return {
-            "name": "ner (all-MiniLM-L6-v2 fine-tuned for token classification)",
-            "base_model": "sentence-transformers/all-MiniLM-L6-v2",
-            "source": "fine-tuned by `mlcompile seed ner` on the template corpus in mlcompile.tasks.corpus",
-            "framework": "transformers token-classification pipeline",
-            "inference_params": DEFAULT_PARAMS,
-        }

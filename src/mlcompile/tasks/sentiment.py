@@ -23,12 +23,15 @@ DEMO_INPUTS = [
 
 class SentimentTask(ClassificationTask):
     name = "sentiment"
+    # the model
+    hf_task = "text-classification"
+    auto_model = "AutoModelForSequenceClassification"
+    recipe = TrainingRecipe(labels=tuple(SENTIMENT_LABELS), learning_rate=3e-4)
+    # its outputs and checks
     token_level = False
     outcome_check = "label"
     tensor_checks = ("probabilities",)
     demo_inputs = DEMO_INPUTS
-    auto_model = "AutoModelForSequenceClassification"
-    recipe = TrainingRecipe(labels=tuple(SENTIMENT_LABELS), learning_rate=3e-4)
 
     def pipeline_class(self):
         return TextClassificationPipeline
@@ -58,12 +61,3 @@ class SentimentTask(ClassificationTask):
 
     def collator(self, tokenizer):
         return DataCollatorWithPadding(tokenizer)
-
-    def card(self) -> dict:
-        return {
-            "name": "sentiment (all-MiniLM-L6-v2 fine-tuned for sequence classification)",
-            "base_model": "sentence-transformers/all-MiniLM-L6-v2",
-            "source": "fine-tuned by `mlcompile seed sentiment` on the template corpus in mlcompile.tasks.corpus",
-            "framework": "transformers text-classification pipeline",
-            "inference_params": {},
-        }
