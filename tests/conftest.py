@@ -82,7 +82,9 @@ def workspace(tmp_path, seeded_registry):
 
 
 def pipeline_env(workspace: Path, **overrides) -> dict:
-    return clean_environ(REGISTRY_PATH=workspace / "registry", OUTPUTS_DIR=workspace / "outputs", **overrides)
+    # One thread per pipeline process: the test workers run pipelines side by side on few cores.
+    return clean_environ(REGISTRY_PATH=workspace / "registry", OUTPUTS_DIR=workspace / "outputs",
+                         **{"TORCH_THREADS": 1, **overrides})
 
 
 def run_pipeline(workspace: Path, *args: str, **overrides) -> subprocess.CompletedProcess:

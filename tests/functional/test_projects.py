@@ -40,5 +40,8 @@ def test_make_run_project_validates_and_registers(project, seeded_registries, tm
     assert len(cases) >= 10 and all(f"{case}::invariance" in verdict["results"] for case in cases)
     assert {c for c in cases if c.startswith("registry-")} == {f"registry-{i['id']}" for i in task.demo_inputs}
     assert "longer-than-compiled" in verdict["summary"]["truncated_cases"]
+    listed = subprocess.run(["make", "--no-print-directory", "list", f"PROJECT={project}"], cwd=REPO,
+                            env=pipeline_env(tmp_path), capture_output=True, text=True, timeout=300).stdout
+    assert f'"version": "{model}-COMPILED-1"' in listed and '"stage": "staging"' in listed
     report = (tmp_path / "outputs" / "validate" / "report.html").read_text()
     assert "longer-than-compiled::invariance" in report

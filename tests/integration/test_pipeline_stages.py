@@ -32,11 +32,11 @@ def test_stages_one_by_one_register_once_and_reuse(workspace):
     assert version.version_id == "KEYWORDS-COMPILED-1"
     assert version.stage == "staging"
     assert version.fingerprint == compile_fp
-    assert {"compiled/compiled.json", "compiled/bucket-16.pt", "compiled/bucket-256.pt",
+    assert {"compiled/compiled.json", "compiled/bucket-16.pt", "compiled/bucket-64.pt", "compiled/bucket-256.pt",
             "validation/report.html", "validation/verdict.json"} <= set(version.files)
     lineage = version.card["lineage"]
     assert lineage["uncompiled_version"] == "KEYWORDS-TRAINED-1"
-    assert lineage["compiler"] == "torchscript" and lineage["sequence_lengths"] == [16, 256]
+    assert lineage["compiler"] == "torchscript" and lineage["sequence_lengths"] == [16, 64, 256]
     assert version.card["library_versions"]["torch"] == torch.__version__
     assert version.card["validation"]["passed"] and version.card["validation"]["checks"] >= 40
     assert read_json(outputs / "upload" / "registered.json")["version_id"] == "KEYWORDS-COMPILED-1"
