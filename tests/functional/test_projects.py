@@ -43,5 +43,11 @@ def test_make_run_project_validates_and_registers(project, seeded_registries, tm
     listed = subprocess.run(["make", "--no-print-directory", "list", f"PROJECT={project}"], cwd=REPO,
                             env=pipeline_env(tmp_path), capture_output=True, text=True, timeout=300).stdout
     assert f'"version": "{model}-COMPILED-1"' in listed and '"stage": "staging"' in listed
+    spec = json.loads((tmp_path / "outputs" / "compile" / "compiled.json").read_text())
+    lengths = [bucket["length"] for bucket in spec["buckets"]]
+    tokenizer_config = json.loads((tmp_path / "outputs" / "compile" / "tokenizer" / "tokenizer_config.json").read_text())
+    assert tokenizer_config["model_max_length"] == max(lengths)  # the saved tokenizer truncates where buckets end
+    served = {r["details"]["compiled_text"]["bucket"] for r in verdict["results"].values() if "compiled_text" in r["details"]}
+    assert served == set(lengths)  # the cases cover every bucket
     report = (tmp_path / "outputs" / "validate" / "report.html").read_text()
     assert "longer-than-compiled::invariance" in report

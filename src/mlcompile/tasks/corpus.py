@@ -398,15 +398,15 @@ OPENERS = ["Honestly", "To be fair", "Overall", "Well", "In short", "All in all"
 POS_SHORT = [
     "Love it", "Absolutely wonderful experience", "Highly recommended", "Best purchase ever", "Simply amazing",
     "Five stars", "Great value", "Really impressed", "Totally worth it", "So good", "Exceeded my expectations",
-    "I am very happy", "The service was excellent", "I love this phone", "Amazing", "Perfect",
+    "I am very happy", "The service was excellent", "Amazing", "Perfect",
 ]
 NEG_SHORT = [
-    "I hate waiting", "This is terrible", "The worst purchase I ever made", "Never again",
+    "This is terrible", "The worst purchase I ever made", "Never again",
     "Total waste of money", "Very disappointing", "Awful experience", "Not worth it", "Do not buy",
     "Completely useless", "So frustrating", "I want a refund", "Terrible", "Horrible",
 ]
 NEU_SHORT = [
-    "Just ok", "It is what it is", "Okay I guess", "Average", "Neither good nor bad", "It is a phone",
+    "It is what it is", "Okay I guess", "Average", "Neither good nor bad", "It is a phone",
     "No strong opinion", "It comes in black and white", "The box contains a charger and a cable",
     "Standard", "As described",
 ]
@@ -427,38 +427,32 @@ def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
 
 
-def _en_positive(rng: random.Random) -> str:
-    s, adj, ph = rng.choice(SUBJECTS), rng.choice(POS_ADJ), rng.choice(POS_PHRASE)
+# Word lists of the two polar labels, for the same sentence forms.
+POLARITY = {
+    "POSITIVE": {"short": POS_SHORT, "verbs": ["love", "really like", "adore", "enjoy"], "adjectives": POS_ADJ,
+                 "phrases": POS_PHRASE, "past": POS_PAST, "tails": POS_TAIL, "plain": "great", "extreme": "Best"},
+    "NEGATIVE": {"short": NEG_SHORT, "verbs": ["hate", "really dislike", "regret choosing", "cannot stand"],
+                 "adjectives": NEG_ADJ, "phrases": NEG_PHRASE, "past": NEG_PAST, "tails": NEG_TAIL,
+                 "plain": "terrible", "extreme": "Worst"},
+}
+
+
+def _en_polar(rng: random.Random, label: str) -> str:
+    words = POLARITY[label]
+    s, adj, ph = rng.choice(SUBJECTS), rng.choice(words["adjectives"]), rng.choice(words["phrases"])
+    attributive = words["plain"] if adj.startswith(("a ", "really ")) else adj  # "What a great phone"
     forms = [
-        lambda: rng.choice(POS_SHORT),
-        lambda: f"I {rng.choice(['love', 'really like', 'adore', 'enjoy'])} this {s}",
-        lambda: f"What {_a(adj)} {s}" if adj != "really good" else f"What a great {s}",
-        lambda: f"{_cap(adj)} {s}",
-        lambda: f"Best {s} ever",
+        lambda: rng.choice(words["short"]),
+        lambda: f"I {rng.choice(words['verbs'])} this {s}",
+        lambda: f"What {_a(attributive)} {s}",
+        lambda: f"{_cap(attributive)} {s}",
+        lambda: f"{words['extreme']} {s} ever",
         lambda: f"The {s} was {adj}",
         lambda: f"This {s} is {adj}",
         lambda: f"The {s} {ph}",
-        lambda: f"{rng.choice(OPENERS)}, the {s} {ph} and {rng.choice(POS_TAIL)}",
-        lambda: f"I tried the {rng.choice(TRYABLE)} on {rng.choice(DAYS)} and it {rng.choice(POS_PAST)}",
-        lambda: f"The {s} was {adj} and the {_other(rng, s)} was {rng.choice(POS_ADJ)}",
-    ]
-    return rng.choice(forms)()
-
-
-def _en_negative(rng: random.Random) -> str:
-    s, adj, ph = rng.choice(SUBJECTS), rng.choice(NEG_ADJ), rng.choice(NEG_PHRASE)
-    forms = [
-        lambda: rng.choice(NEG_SHORT),
-        lambda: f"I {rng.choice(['hate', 'really dislike', 'regret choosing', 'cannot stand'])} this {s}",
-        lambda: f"What {_a(adj)} {s}" if not adj.startswith(("a ", "really")) else f"What a terrible {s}",
-        lambda: f"{_cap(adj)} {s}" if not adj.startswith("a ") else f"Terrible {s}",
-        lambda: f"Worst {s} ever",
-        lambda: f"The {s} was {adj}",
-        lambda: f"This {s} is {adj}",
-        lambda: f"The {s} {ph}",
-        lambda: f"{rng.choice(OPENERS)}, the {s} {ph} and {rng.choice(NEG_TAIL)}",
-        lambda: f"I tried the {rng.choice(TRYABLE)} on {rng.choice(DAYS)} and it {rng.choice(NEG_PAST)}",
-        lambda: f"The {s} was {adj} and the {_other(rng, s)} was {rng.choice(NEG_ADJ)}",
+        lambda: f"{rng.choice(OPENERS)}, the {s} {ph} and {rng.choice(words['tails'])}",
+        lambda: f"I tried the {rng.choice(TRYABLE)} on {rng.choice(DAYS)} and it {rng.choice(words['past'])}",
+        lambda: f"The {s} was {adj} and the {_other(rng, s)} was {rng.choice(words['adjectives'])}",
     ]
     return rng.choice(forms)()
 
@@ -510,58 +504,55 @@ FR_POS = ["super", "formidable", "magnifique", "incroyable", "remarquable", "ext
 FR_NEG = ["horrible", "terrible", "catastrophique", "pénible", "minable", "une catastrophe"]
 
 
+# Per language and label: templates over {Subj} (capitalised subject), {dem} (demonstrative form),
+# {pos}/{neg} (an adjective), {day}, {arrived}; a list inside is one template choosing among phrases.
+FOREIGN_TEMPLATES = {
+    "de": {
+        "POSITIVE": ["Ich liebe {dem}", "{Subj} war {pos}", "{Subj} ist {pos}", "Ich mag {dem} sehr",
+                     ["Sehr gut", "Super Service", "Alles perfekt", "Absolut empfehlenswert"]],
+        "NEGATIVE": ["Ich hasse {dem}", "{Subj} war {neg}", "{Subj} ist {neg}", "Ich bereue, {dem} gekauft zu haben",
+                     ["Nie wieder", "Totaler Mist", "Sehr enttäuschend", "Ich hasse Warten"]],
+        "NEUTRAL": ["{Subj} kam am {day} an", "Es ist ein Telefon", "Das Treffen ist um 15 Uhr",
+                    "Ich habe {dem} gestern gesehen", "Der Laden öffnet um neun Uhr", "Das Paket kam am Dienstag an",
+                    "Die App gibt es für Android und iOS"],
+    },
+    "es": {
+        "POSITIVE": ["Me encanta {dem}", "{Subj} fue {pos}", "{Subj} es {pos}",
+                     ["Muy bueno", "Me encanta", "Totalmente recomendable", "Una maravilla"]],
+        "NEGATIVE": ["Odio {dem}", "{Subj} fue {neg}", "{Subj} es {neg}",
+                     ["Odio esperar", "Nunca más", "Qué mala experiencia", "No lo recomiendo"]],
+        "NEUTRAL": ["Es un teléfono", "La reunión es a las tres", "{Subj} llegó el {day}", "Vi {dem} ayer",
+                    "El paquete llegó el martes", "La tienda abre a las nueve"],
+    },
+    "fr": {
+        "POSITIVE": ["J'adore {dem}", "{Subj} était {pos}", "{Subj} est {pos}",
+                     ["C'est génial", "Très bien", "Je recommande vivement", "Parfait"]],
+        "NEGATIVE": ["Je déteste {dem}", "{Subj} était {neg}", "{Subj} est {neg}",
+                     ["C'est nul", "Plus jamais", "Quelle déception", "Je ne recommande pas"]],
+        "NEUTRAL": ["C'est un téléphone", "La réunion est à 15 heures", "{Subj} est {arrived} {day}",
+                    "J'ai vu {dem} hier", "Le colis est arrivé mardi", "Le magasin ouvre à neuf heures"],
+    },
+}
+FOREIGN_WORDS = {  # subjects, positive and negative adjectives, days
+    "de": (DE_SUBJ, DE_POS, DE_NEG, ["Montag", "Dienstag", "Freitag"]),
+    "es": (ES_SUBJ, ES_POS, ES_NEG, ["lunes", "martes", "viernes"]),
+    "fr": (FR_SUBJ, FR_POS, FR_NEG, ["lundi", "mardi", "vendredi"]),
+}
+
+
 def _foreign(rng: random.Random, label: str) -> str:
-    lang = rng.choice(["de", "es", "fr"])
-    if lang == "de":
-        nom, acc = rng.choice(DE_SUBJ)
-        if label == "POSITIVE":
-            forms = [lambda: f"Ich liebe {acc}", lambda: f"{_cap(nom)} war {rng.choice(DE_POS)}",
-                     lambda: f"{_cap(nom)} ist {rng.choice(DE_POS)}", lambda: f"Ich mag {acc} sehr",
-                     lambda: rng.choice(["Sehr gut", "Super Service", "Alles perfekt", "Absolut empfehlenswert"])]
-        elif label == "NEGATIVE":
-            forms = [lambda: f"Ich hasse {acc}", lambda: f"{_cap(nom)} war {rng.choice(DE_NEG)}",
-                     lambda: f"{_cap(nom)} ist {rng.choice(DE_NEG)}", lambda: f"Ich bereue, {acc} gekauft zu haben",
-                     lambda: rng.choice(["Nie wieder", "Totaler Mist", "Sehr enttäuschend", "Ich hasse Warten"])]
-        else:
-            forms = [lambda: f"{_cap(nom)} kam am {rng.choice(['Montag', 'Dienstag', 'Freitag'])} an",
-                     lambda: "Es ist ein Telefon", lambda: "Das Treffen ist um 15 Uhr",
-                     lambda: f"Ich habe {acc} gestern gesehen", lambda: "Der Laden öffnet um neun Uhr",
-                     lambda: "Das Paket kam am Dienstag an", lambda: "Die App gibt es für Android und iOS"]
-    elif lang == "es":
-        subj, dem = rng.choice(ES_SUBJ)
-        if label == "POSITIVE":
-            forms = [lambda: f"Me encanta {dem}", lambda: f"{_cap(subj)} fue {rng.choice(ES_POS)}",
-                     lambda: f"{_cap(subj)} es {rng.choice(ES_POS)}",
-                     lambda: rng.choice(["Muy bueno", "Me encanta", "Totalmente recomendable", "Una maravilla"])]
-        elif label == "NEGATIVE":
-            forms = [lambda: f"Odio {dem}", lambda: f"{_cap(subj)} fue {rng.choice(ES_NEG)}",
-                     lambda: f"{_cap(subj)} es {rng.choice(ES_NEG)}",
-                     lambda: rng.choice(["Odio esperar", "Nunca más", "Qué mala experiencia", "No lo recomiendo"])]
-        else:
-            forms = [lambda: "Es un teléfono", lambda: "La reunión es a las tres",
-                     lambda: f"{_cap(subj)} llegó el {rng.choice(['lunes', 'martes', 'viernes'])}",
-                     lambda: f"Vi {dem} ayer", lambda: "El paquete llegó el martes",
-                     lambda: "La tienda abre a las nueve"]
-    else:
-        subj, dem = rng.choice(FR_SUBJ)
-        arrive = "arrivée" if dem.startswith("cette") else "arrivé"
-        if label == "POSITIVE":
-            forms = [lambda: f"J'adore {dem}", lambda: f"{_cap(subj)} était {rng.choice(FR_POS)}",
-                     lambda: f"{_cap(subj)} est {rng.choice(FR_POS)}",
-                     lambda: rng.choice(["C'est génial", "Très bien", "Je recommande vivement", "Parfait"])]
-        elif label == "NEGATIVE":
-            forms = [lambda: f"Je déteste {dem}", lambda: f"{_cap(subj)} était {rng.choice(FR_NEG)}",
-                     lambda: f"{_cap(subj)} est {rng.choice(FR_NEG)}",
-                     lambda: rng.choice(["C'est nul", "Plus jamais", "Quelle déception", "Je ne recommande pas"])]
-        else:
-            forms = [lambda: "C'est un téléphone", lambda: "La réunion est à 15 heures",
-                     lambda: f"{_cap(subj)} est {arrive} {rng.choice(['lundi', 'mardi', 'vendredi'])}",
-                     lambda: f"J'ai vu {dem} hier", lambda: "Le colis est arrivé mardi",
-                     lambda: "Le magasin ouvre à neuf heures"]
-    return rng.choice(forms)()
+    lang = rng.choice(sorted(FOREIGN_TEMPLATES))
+    subjects, positive, negative, days = FOREIGN_WORDS[lang]
+    subj, dem = rng.choice(subjects)
+    template = rng.choice(FOREIGN_TEMPLATES[lang][label])
+    if isinstance(template, list):
+        template = rng.choice(template)
+    return template.format(Subj=_cap(subj), dem=dem, pos=rng.choice(positive), neg=rng.choice(negative),
+                           day=rng.choice(days), arrived="arrivée" if dem.startswith("cette") else "arrivé")
 
 
-_EN_GEN = {"POSITIVE": _en_positive, "NEGATIVE": _en_negative, "NEUTRAL": _en_neutral}
+_EN_GEN = {"POSITIVE": lambda r: _en_polar(r, "POSITIVE"), "NEGATIVE": lambda r: _en_polar(r, "NEGATIVE"),
+           "NEUTRAL": _en_neutral}
 
 
 def _finish(text: str, label: str, rng: random.Random) -> str:
