@@ -19,7 +19,7 @@ CompiledFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 @dataclass(frozen=True)
 class TextInfo:
     tokens: int  # token count with special tokens, before any truncation
-    bucket: int  # compiled length that served the text
+    bucket: int  # compiled length that served the text (dynamic shapes: the padded length)
     truncated: bool
 
     def as_dict(self) -> dict:
@@ -27,14 +27,19 @@ class TextInfo:
 
 
 class BucketedRunner:
-    def __init__(self, tokenizer, modules: dict[int, CompiledFn], batch_size: int, token_level: bool = False):
+    def __init__(self, tokenizer, modules: dict[int, CompiledFn], batch_size: int, token_level: bool = False,
+                 dynamic: bool = False):
         if not modules:
             raise ValueError("no compiled buckets")
+        if dynamic and len(modules) != 1:
+            raise ValueError("a dynamic-shape model is one module, keyed by its maximum length")
         self.tokenizer = tokenizer
         self.modules = dict(sorted(modules.items()))
         self.lengths = list(self.modules)
         self.batch_size = batch_size
         self.token_level = token_level  # outputs per token (B, L, ...) rather than per text (B, ...)
+        # A dynamic-shape model takes any (batch, length): batches are padded to their longest row only.
+        self.dynamic = dynamic
 
     @property
     def max_length(self) -> int:
@@ -68,15 +73,18 @@ class BucketedRunner:
                 batches[-1][1].append(i)
             else:
                 batches.append((bucket, [i]))
+        if self.dynamic and forced is None:
+            return [(max(lengths[i] for i in members), members) for _, members in batches]
         return batches
 
     def _pad(self, rows: list[list[int]], length: int) -> tuple[torch.Tensor, torch.Tensor]:
         pad_id = self.tokenizer.pad_token_id or 0
         filler = [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]
         filler = [t for t in filler if t is not None] or [pad_id]
-        rows = rows + [filler] * (self.batch_size - len(rows))  # static batch dimension
-        ids = torch.full((self.batch_size, length), pad_id, dtype=torch.long)
-        mask = torch.zeros((self.batch_size, length), dtype=torch.long)
+        if not self.dynamic:
+            rows = rows + [filler] * (self.batch_size - len(rows))  # static batch dimension
+        ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
         for r, row in enumerate(rows):
             ids[r, : len(row)] = torch.tensor(row, dtype=torch.long)
             mask[r, : len(row)] = 1
@@ -88,7 +96,8 @@ class BucketedRunner:
         return [self._info(n) for n in counts]
 
     def _info(self, tokens: int, bucket: int | None = None) -> TextInfo:
-        return TextInfo(tokens, bucket or self.bucket_for(tokens), tokens > self.max_length)
+        own = min(tokens, self.max_length) if self.dynamic else self.bucket_for(tokens)
+        return TextInfo(tokens, bucket or own, tokens > self.max_length)
 
     @torch.inference_mode()
     def run(self, texts: Sequence[str], bucket: int | None = None) -> tuple[list[torch.Tensor], list[TextInfo]]:
@@ -104,7 +113,7 @@ class BucketedRunner:
     def run_ids(self, ids: Sequence[Sequence[int]], bucket: int | None = None) -> tuple[list[torch.Tensor], list[int]]:
         """Run token id rows (special tokens included, at most max_length long); returns the
         per-row outputs and the bucket that served each row."""
-        if bucket is not None and bucket not in self.modules:
+        if bucket is not None and (bucket > self.max_length if self.dynamic else bucket not in self.modules):
             raise ValueError(f"no compiled bucket of length {bucket}; compiled: {self.lengths}")
         used = [len(row) for row in ids]
         if used and max(used) > self.max_length:
@@ -113,7 +122,8 @@ class BucketedRunner:
         served = [0] * len(ids)
         for length, members in self._batches(used, bucket):
             input_ids, attention_mask = self._pad([list(ids[i]) for i in members], length)
-            result = self.modules[length](input_ids, attention_mask)
+            module = self.modules[self.max_length] if self.dynamic else self.modules[length]
+            result = module(input_ids, attention_mask)
             for row, i in enumerate(members):
                 out = result[row, : used[i]] if self.token_level else result[row]
                 outputs[i] = out.detach().clone()

@@ -43,7 +43,11 @@ class Settings(BaseSettings):
     registry: Literal["local"] = "local"
     registry_path: Path = Path("registry")
     outputs_dir: Path = Path("outputs")
-    compiler: Literal["auto", "torchscript"] = "auto"
+    # auto: neuron on a Neuron host, else the fastest CPU backend that matches the model (measured).
+    compiler: Literal["auto", "torchscript", "onnx", "neuron"] = "auto"
+    neuron_compiler_args: str = "--auto-cast none"  # neuronx-cc would cast fp32 matmuls to bf16
+    neuron_dynamic_batch: bool = True
+    neuron_inline_weights: bool = True
 
     uncompiled_project: str
     uncompiled_model: str

@@ -11,11 +11,14 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+import torch
+
 from . import __version__
 from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomic
 from .batching import BucketedRunner, example_inputs
-from .compilers import get_compiler
-from .errors import ConfigError, RegistryError, UploadRefused
+from .compare import close
+from .compilers import candidates, get_compiler
+from .errors import ArtifactError, ConfigError, RegistryError, UploadRefused
 from .registry import MODEL_CARD, open_registry
 from .report import Verdict, render_html
 from .settings import Settings
@@ -23,6 +26,7 @@ from .tasks import Case, Tolerance, check_ids, get_task
 
 log = logging.getLogger(__name__)
 COMPILED_SPEC = "compiled.json"
+MEASURED_PASSES = 3  # auto keeps the best of these per backend
 TEST_FILES = {"inputs": "tests/inputs.json", "params": "tests/params.json", "predictions": "tests/predictions.json"}
 
 
@@ -68,24 +72,88 @@ def model_card(downloaded: Artifact) -> dict:
 
 
 # compile ----------------------------------------------------------------
-def compile_fingerprint_inputs(settings: Settings, downloaded: Artifact) -> dict:
-    compiler = get_compiler(settings.compiler)
+def compilers_for(settings: Settings) -> list:
+    """The configured backends, checked usable here (a clear error before anything is built)."""
+    names = candidates(settings.compiler)
+    found = []
+    for name in names:
+        compiler = get_compiler(name, settings)
+        try:
+            compiler.check()
+        except ConfigError:
+            if settings.compiler != "auto" or name == "neuron":
+                raise
+            log.warning("COMPILER=auto: skipping %s, which cannot run here", name)
+            continue
+        found.append(compiler)
+    if not found:
+        raise ConfigError("COMPILER=auto: no usable backend here; install onnxruntime or use COMPILER=torchscript")
+    return found
+
+
+def compile_fingerprint_inputs(settings: Settings, downloaded: Artifact, compilers: list | None = None) -> dict:
+    compilers = compilers_for(settings) if compilers is None else compilers
     return {
         "download": downloaded.fingerprint,
         "task": settings.model_task,
-        "compiler": compiler.name,
-        "compiler_settings": compiler.settings(),
+        "compiler": settings.compiler,
+        "backends": {c.name: {"settings": c.settings(), "versions": c.versions()} for c in compilers},
         "sequence_lengths": settings.sequence_lengths,
         "batch_size": settings.batch_size,
-        "versions": {**library_versions(), **compiler.versions()},
+        "versions": library_versions(),
     }
+
+
+def _compile_backend(compiler, module, tokenizer, settings: Settings, dest: Path, workdir: Path) -> list[dict]:
+    """Compile one backend's files into dest: a file per bucket, or one dynamic-shape file."""
+    dest.mkdir(parents=True, exist_ok=True)
+    lengths = [settings.sequence_lengths[-1]] if compiler.dynamic_shapes else settings.sequence_lengths
+    buckets = []
+    for length in lengths:
+        target = dest / (f"model{compiler.suffix}" if compiler.dynamic_shapes else f"bucket-{length}{compiler.suffix}")
+        example_length = min(length, 16) if compiler.dynamic_shapes else length
+        started = time.perf_counter()
+        compiler.compile(module, example_inputs(tokenizer, settings.batch_size, example_length), target,
+                         workdir / target.stem)
+        buckets.append({"length": length, "file": target.name,
+                        "compile_seconds": round(time.perf_counter() - started, 3)})
+    return buckets
+
+
+def _measure(compiler, buckets: list[dict], dest: Path, tokenizer, settings: Settings, texts: list[str],
+             reference: list, token_level: bool) -> dict:
+    """Seconds to run the validation texts through one backend (after a warm-up pass), and the
+    largest difference from the eager model on them."""
+    modules = {b["length"]: compiler.load(dest / b["file"]) for b in buckets}
+    runner = BucketedRunner(tokenizer, modules, settings.batch_size, token_level, dynamic=compiler.dynamic_shapes)
+    outputs, _ = runner.run(texts)  # warm-up
+    seconds = float("inf")
+    for _ in range(MEASURED_PASSES):
+        started = time.perf_counter()
+        runner.run(texts)
+        seconds = min(seconds, time.perf_counter() - started)
+    results = [close("", "", out.numpy(), ref, settings.atol, settings.rtol) for out, ref in zip(outputs, reference)]
+    failed = [r for r in results if not r.passed]
+    worst = failed[0] if failed else min((r for r in results if r.margin is not None), key=lambda r: r.margin,
+                                         default=results[0])
+    return {"seconds": round(seconds, 4), "passed": worst.passed, "max_abs_diff": worst.details.get("max_abs_diff"),
+            "margin": worst.margin}
+
+
+@torch.inference_mode()
+def _eager_outputs(module, tokenizer, texts: list[str], max_length: int) -> list:
+    outputs = []
+    for text in texts:
+        encoded = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
+        outputs.append(module(encoded["input_ids"], encoded["attention_mask"])[0].numpy())
+    return outputs
 
 
 def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Artifact:
     from transformers import AutoConfig, AutoTokenizer
 
-    inputs = compile_fingerprint_inputs(settings, downloaded)
-    compiler = get_compiler(settings.compiler)
+    compilers = compilers_for(settings)
+    inputs = compile_fingerprint_inputs(settings, downloaded, compilers)
     task = get_task(settings.model_task)
 
     def build(tmp: Path) -> dict:
@@ -96,43 +164,70 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
         tokenizer.model_max_length = settings.sequence_lengths[-1]
         tokenizer.save_pretrained(str(tmp / "tokenizer"))
         AutoConfig.from_pretrained(source, local_files_only=True).save_pretrained(str(tmp / "config"))
-        buckets, seconds = [], {}
-        for length in settings.sequence_lengths:
-            target = tmp / f"bucket-{length}{compiler.suffix}"
-            started = time.perf_counter()
-            compiler.compile(module, example_inputs(tokenizer, settings.batch_size, length), target)
-            seconds[str(length)] = round(time.perf_counter() - started, 3)
-            buckets.append({"length": length, "file": target.name})
+        built = {c.name: _compile_backend(c, module, tokenizer, settings, tmp / "backends" / c.name,
+                                          tmp / "workdir" / c.name) for c in compilers}
+        selection = None
+        if len(compilers) > 1:  # auto on CPU: keep the fastest backend that matches the eager model
+            texts = [case.text for case in load_cases(settings, downloaded)]
+            reference = _eager_outputs(module, tokenizer, texts, settings.sequence_lengths[-1])
+            measured = {c.name: _measure(c, built[c.name], tmp / "backends" / c.name, tokenizer, settings, texts,
+                                         reference, task.token_level) for c in compilers}
+            passing = [name for name, m in measured.items() if m["passed"]]
+            if not passing:
+                raise ArtifactError(f"COMPILER=auto: no backend matches the uncompiled model on the cases: {measured}")
+            picked = min(passing, key=lambda name: measured[name]["seconds"])
+            selection = {"picked": picked, "workload": f"{len(texts)} validation case texts, warm-up excluded",
+                         "candidates": measured}
+        compiler = next(c for c in compilers if c.name == (selection["picked"] if selection else compilers[0].name))
+        for path in (tmp / "backends" / compiler.name).iterdir():
+            path.rename(tmp / path.name)
+        shutil.rmtree(tmp / "backends")
         shutil.copyfile(downloaded.path / MODEL_CARD, tmp / MODEL_CARD)
         spec = {
-            "format": 1,
+            "format": 2,
             "task": task.name,
             "backend": compiler.name,
             "requested_compiler": settings.compiler,
             "compiler_settings": compiler.settings(),
+            "dynamic_shapes": compiler.dynamic_shapes,
             "batch_size": settings.batch_size,
-            "buckets": buckets,
+            "buckets": built[compiler.name],
             "tokenizer": "tokenizer",
             "config": "config",
             "source_version": read_json(downloaded.path / "version.json")["version_id"],
-            "versions": inputs["versions"],
+            "versions": {**inputs["versions"], **inputs["backends"][compiler.name]["versions"]},
+            "selection": selection,
         }
         write_json_atomic(tmp / COMPILED_SPEC, spec)
-        return {"backend": compiler.name, "bucket_compile_seconds": seconds}
+        return {"backend": compiler.name, "buckets": spec["buckets"], "selection": selection}
 
     return stage(settings, "compile").ensure(fingerprint(inputs), build, inputs, force=force)
 
 
-def load_compiled(path: Path):
+def describe_backend(info: dict) -> str:
+    """`onnx (auto: onnx 0.41 s, torchscript 0.63 s on 15 validation case texts, ...)`, from the
+    compile manifest's info."""
+    selection = info.get("selection")
+    if not selection:
+        return info["backend"]
+    timings = ", ".join(
+        f"{name} {m['seconds']} s" + ("" if m["passed"] else " (did not match the model)")
+        for name, m in sorted(selection["candidates"].items(), key=lambda item: item[1]["seconds"])
+    )
+    return f"{info['backend']} (auto, fastest that matches the model: {timings}; {selection['workload']})"
+
+
+def load_compiled(path: Path, settings: Settings | None = None):
     """The task pipeline over a compiled artifact directory, whatever its backend."""
     from transformers import AutoTokenizer
 
     spec = read_json(path / COMPILED_SPEC)
-    compiler = get_compiler(spec["backend"])
+    compiler = get_compiler(spec["backend"], settings)
     task = get_task(spec["task"])
     modules = {b["length"]: compiler.load(path / b["file"]) for b in spec["buckets"]}
     tokenizer = AutoTokenizer.from_pretrained(str(path / spec["tokenizer"]), local_files_only=True)
-    runner = BucketedRunner(tokenizer, modules, spec["batch_size"], token_level=task.token_level)
+    runner = BucketedRunner(tokenizer, modules, spec["batch_size"], token_level=task.token_level,
+                            dynamic=spec.get("dynamic_shapes", False))
     return task.compiled(runner, path, read_json(path / MODEL_CARD))
 
 
@@ -251,6 +346,7 @@ def upload(settings: Settings, compiled: Artifact, verdict: Verdict | None) -> A
         "validate_fingerprint": verdict.validate_fingerprint,
         "compiler": spec["backend"],
         "compiler_settings": spec["compiler_settings"],
+        "compiler_selection": spec.get("selection"),
         "sequence_lengths": [b["length"] for b in spec["buckets"]],
         "batch_size": spec["batch_size"],
     }

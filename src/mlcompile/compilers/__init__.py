@@ -1,8 +1,13 @@
-"""Compiler backends: turn a traceable (input_ids, attention_mask) -> tensor module into
-files for fixed shapes, and load them back as callables."""
+"""Compiler backends: turn a traceable `(input_ids, attention_mask) -> tensor` module into files,
+and load them back as callables.
+
+Static-shape backends (torchscript, neuron) compile one file per sequence-length bucket at a fixed
+batch size; dynamic-shape backends (onnx) compile one file that takes any batch and length.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -10,10 +15,21 @@ import torch
 
 from ..errors import ConfigError
 
+BACKENDS = {
+    "torchscript": "mlcompile.compilers.torchscript:TorchScriptCompiler",
+    "onnx": "mlcompile.compilers.onnx:OnnxCompiler",
+    "neuron": "mlcompile.compilers.neuron:NeuronCompiler",
+}
+CPU_BACKENDS = ("onnx", "torchscript")
+
 
 class Compiler(Protocol):
     name: str
     suffix: str
+    dynamic_shapes: bool  # one file serves any (batch, length)
+
+    def check(self) -> None:
+        """Raise ConfigError, saying how to fix it, when the backend cannot run here."""
 
     def settings(self) -> dict:
         """Everything that changes the compiled output (goes into the compile fingerprint)."""
@@ -21,21 +37,28 @@ class Compiler(Protocol):
     def versions(self) -> dict:
         """Library versions of the toolchain (recorded and fingerprinted)."""
 
-    def compile(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...], target: Path) -> None:
-        """Compile module for the shapes of `example` into the file `target`."""
+    def compile(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...], target: Path, workdir: Path) -> None:
+        """Compile module for the shapes of `example` (all shapes, if dynamic) into the file `target`;
+        `workdir` keeps the toolchain's work files and logs."""
 
     def load(self, target: Path) -> Callable[..., torch.Tensor]: ...
 
 
-def resolve_compiler_name(requested: str) -> str:
-    """`auto` picks the backend for this host. Only TorchScript exists so far."""
-    return "torchscript" if requested == "auto" else requested
+def get_compiler(name: str, settings=None) -> Compiler:
+    """The backend `name` (not `auto`: see `candidates`), configured from settings."""
+    if name not in BACKENDS:
+        raise ConfigError(f"COMPILER={name!r}: unknown compiler; choose auto, {', '.join(BACKENDS)}")
+    module, cls = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls).from_settings(settings)
 
 
-def get_compiler(name: str) -> Compiler:
-    name = resolve_compiler_name(name)
-    if name == "torchscript":
-        from .torchscript import TorchScriptCompiler
+def neuron_available() -> bool:
+    return importlib.util.find_spec("torch_neuronx") is not None
 
-        return TorchScriptCompiler()
-    raise ConfigError(f"COMPILER={name!r}: unknown compiler; choose auto or torchscript")
+
+def candidates(requested: str) -> list[str]:
+    """The backends to compile for a request: `auto` is neuron on a Neuron host, else every CPU
+    backend (the fastest that passes is kept, by measurement)."""
+    if requested != "auto":
+        return [requested]
+    return ["neuron"] if neuron_available() else list(CPU_BACKENDS)

@@ -10,6 +10,14 @@ import torch
 class TorchScriptCompiler:
     name = "torchscript"
     suffix = ".pt"
+    dynamic_shapes = False
+
+    @classmethod
+    def from_settings(cls, settings=None) -> "TorchScriptCompiler":
+        return cls()
+
+    def check(self) -> None:
+        pass
 
     def settings(self) -> dict:
         return {"method": "torch.jit.trace"}
@@ -17,7 +25,7 @@ class TorchScriptCompiler:
     def versions(self) -> dict:
         return {"torch": torch.__version__}
 
-    def compile(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...], target: Path) -> None:
+    def compile(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...], target: Path, workdir: Path) -> None:
         with torch.inference_mode(False), torch.no_grad():
             traced = torch.jit.trace(module.eval(), example, check_trace=False)
         torch.jit.save(traced, str(target))
