@@ -10,10 +10,10 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 2
 
 .PHONY: install seed run download compile validate upload test test-unit test-integration test-functional \
-        list clean help
+        list bench clean help
 
 help:
-	@echo "make install | run | test | seed | download | compile | validate | upload | list | clean"
+	@echo "make install | run | test | bench | seed | download | compile | validate | upload | list | clean"
 	@echo "make projects.run/<project> COMPONENT=compile TASK=download-model|compile-model|validate-model|upload-model"
 
 install: $(STAMP)
@@ -48,6 +48,10 @@ projects.run/%: install
 
 list: install
 	$(MLCOMPILE) list
+
+# Throughput of each compiled backend against the uncompiled pipeline, side by side (PROJECT=...).
+bench: seed
+	$(MLCOMPILE) bench
 
 # The framework's own tests.
 test: install

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.upload
 def test_upload_registers_validated_version_with_lineage(settings, registry, compiled, upload_verdict):
     uploaded = upload_or_fail(settings, compiled, upload_verdict)
     version = registry.get_version(settings.compiled_project, uploaded.info["version_id"])
-    assert version.fingerprint == compiled.fingerprint
+    assert version.fingerprint == compiled.content_id
     assert version.card["lineage"]["uncompiled_version"] == settings.uncompiled_with_id
     assert version.card["validation"]["passed"] is True
     assert "validation/report.html" in version.files

@@ -12,6 +12,7 @@ import pytest
 from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
+STANDINS = REPO / "tests" / "standins"  # stand-ins for hardware-only packages (torch_neuronx)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
@@ -83,8 +84,9 @@ def workspace(tmp_path, seeded_registry):
 
 def pipeline_env(workspace: Path, **overrides) -> dict:
     # One thread per pipeline process: the test workers run pipelines side by side on few cores.
+    # TorchScript unless a test asks otherwise: COMPILER=auto compiles every CPU backend to pick one.
     return clean_environ(REGISTRY_PATH=workspace / "registry", OUTPUTS_DIR=workspace / "outputs",
-                         **{"TORCH_THREADS": 1, **overrides})
+                         **{"TORCH_THREADS": 1, "COMPILER": "torchscript", **overrides})
 
 
 def run_pipeline(workspace: Path, *args: str, **overrides) -> subprocess.CompletedProcess:

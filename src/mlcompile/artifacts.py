@@ -85,6 +85,12 @@ class Artifact:
         return self.manifest["fingerprint"]
 
     @property
+    def content_id(self) -> str:
+        """The fingerprint and the files' hashes: this exact build. A rebuild from the same inputs
+        whose bytes differ (e.g. COMPILER=auto measured another winner) is another artifact."""
+        return fingerprint({"fingerprint": self.fingerprint, "files": self.manifest["files"]})
+
+    @property
     def info(self) -> dict:
         return self.manifest.get("info", {})
 

@@ -47,6 +47,14 @@ def _seed(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from . import bench
+
+    backends = [b for b in (args.backends or "").split(",") if b]
+    bench.run(load_settings(), backends or None, repeat=args.repeat)
+    return 0
+
+
 def _has(args) -> int:
     """Exit 0 when UNCOMPILED_WITH_ID exists in the registry, else 1 (used by `make run`)."""
     from .errors import RegistryError
@@ -93,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     seed = sub.add_parser("seed", help="register the project's demo uncompiled model")
     seed.add_argument("project", nargs="?", help="project name (default: PROJECT)")
     seed.set_defaults(func=_seed)
+    bench = sub.add_parser("bench", help="throughput of each backend against the uncompiled pipeline")
+    bench.add_argument("--backends", help="comma-separated backends (default: onnx,torchscript)")
+    bench.add_argument("--repeat", type=int, default=3, help="measured passes per variant (best is kept)")
+    bench.set_defaults(func=_bench)
     sub.add_parser("has-uncompiled", help="exit 0 if UNCOMPILED_WITH_ID is in the registry").set_defaults(func=_has)
     sub.add_parser("list", help="list the project's uncompiled and compiled versions").set_defaults(func=_list)
     sub.add_parser("settings", help="print the resolved settings (secrets hidden)").set_defaults(func=_settings)

@@ -11,12 +11,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-import torch
-
 from . import __version__
 from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomic
 from .batching import BucketedRunner, example_inputs
-from .compare import close
 from .compilers import candidates, get_compiler
 from .errors import ArtifactError, ConfigError, RegistryError, UploadRefused
 from .registry import MODEL_CARD, open_registry
@@ -26,7 +23,7 @@ from .tasks import Case, Tolerance, check_ids, get_task
 
 log = logging.getLogger(__name__)
 COMPILED_SPEC = "compiled.json"
-MEASURED_PASSES = 3  # auto keeps the best of these per backend
+MEASURED_PASSES = 2  # COMPILER=auto times each backend this often (best kept)
 TEST_FILES = {"inputs": "tests/inputs.json", "params": "tests/params.json", "predictions": "tests/predictions.json"}
 
 
@@ -120,33 +117,19 @@ def _compile_backend(compiler, module, tokenizer, settings: Settings, dest: Path
     return buckets
 
 
-def _measure(compiler, buckets: list[dict], dest: Path, tokenizer, settings: Settings, texts: list[str],
-             reference: list, token_level: bool) -> dict:
-    """Seconds to run the validation texts through one backend (after a warm-up pass), and the
-    largest difference from the eager model on them."""
-    modules = {b["length"]: compiler.load(dest / b["file"]) for b in buckets}
-    runner = BucketedRunner(tokenizer, modules, settings.batch_size, token_level, dynamic=compiler.dynamic_shapes)
-    outputs, _ = runner.run(texts)  # warm-up
+def _measure(pipeline, cases: list[Case], reference: list[dict], task, tol: Tolerance) -> dict:
+    """Seconds the task pipeline takes over the validation cases (best of MEASURED_PASSES, after a
+    warm-up pass), and whether its predictions pass the task's checks against the uncompiled ones."""
+    predictions = [pipeline.predict(case.text, case.params) for case in cases]  # warm-up
     seconds = float("inf")
     for _ in range(MEASURED_PASSES):
         started = time.perf_counter()
-        runner.run(texts)
+        for case in cases:
+            pipeline.predict(case.text, case.params)
         seconds = min(seconds, time.perf_counter() - started)
-    results = [close("", "", out.numpy(), ref, settings.atol, settings.rtol) for out, ref in zip(outputs, reference)]
-    failed = [r for r in results if not r.passed]
-    worst = failed[0] if failed else min((r for r in results if r.margin is not None), key=lambda r: r.margin,
-                                         default=results[0])
-    return {"seconds": round(seconds, 4), "passed": worst.passed, "max_abs_diff": worst.details.get("max_abs_diff"),
-            "margin": worst.margin}
-
-
-@torch.inference_mode()
-def _eager_outputs(module, tokenizer, texts: list[str], max_length: int) -> list:
-    outputs = []
-    for text in texts:
-        encoded = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
-        outputs.append(module(encoded["input_ids"], encoded["attention_mask"])[0].numpy())
-    return outputs
+    failed = [f"{case.id}::{check}" for case, observed, expected in zip(cases, predictions, reference)
+              for check, result in task.compare(case.id, observed, expected, tol).items() if not result.passed]
+    return {"seconds": round(seconds, 4), "passed": not failed, "failed_checks": failed[:5]}
 
 
 def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Artifact:
@@ -167,17 +150,25 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
         built = {c.name: _compile_backend(c, module, tokenizer, settings, tmp / "backends" / c.name,
                                           tmp / "workdir" / c.name) for c in compilers}
         selection = None
-        if len(compilers) > 1:  # auto on CPU: keep the fastest backend that matches the eager model
-            texts = [case.text for case in load_cases(settings, downloaded)]
-            reference = _eager_outputs(module, tokenizer, texts, settings.sequence_lengths[-1])
-            measured = {c.name: _measure(c, built[c.name], tmp / "backends" / c.name, tokenizer, settings, texts,
-                                         reference, task.token_level) for c in compilers}
+        if len(compilers) > 1:  # auto on CPU: keep the fastest backend that passes the task's checks
+            cases = load_cases(settings, downloaded)
+            card = model_card(downloaded)
+            reference_pipeline = task.reference(downloaded.path, card)
+            reference = [reference_pipeline.predict(case.text, case.params) for case in cases]
+            measured = {}
+            for c in compilers:
+                modules = {b["length"]: c.load(tmp / "backends" / c.name / b["file"]) for b in built[c.name]}
+                runner = BucketedRunner(tokenizer, modules, settings.batch_size, task.token_level,
+                                        dynamic=c.dynamic_shapes)
+                measured[c.name] = _measure(task.compiled(runner, tmp, card), cases, reference, task,
+                                            tolerance(settings))
             passing = [name for name, m in measured.items() if m["passed"]]
             if not passing:
                 raise ArtifactError(f"COMPILER=auto: no backend matches the uncompiled model on the cases: {measured}")
             picked = min(passing, key=lambda name: measured[name]["seconds"])
-            selection = {"picked": picked, "workload": f"{len(texts)} validation case texts, warm-up excluded",
-                         "candidates": measured}
+            selection = {"picked": picked, "candidates": measured,
+                         "workload": f"the task pipeline on {len(cases)} validation cases, best of "
+                                     f"{MEASURED_PASSES} passes after a warm-up"}
         compiler = next(c for c in compilers if c.name == (selection["picked"] if selection else compilers[0].name))
         for path in (tmp / "backends" / compiler.name).iterdir():
             path.rename(tmp / path.name)
@@ -281,7 +272,7 @@ def expected_checks(settings: Settings, cases: list[Case]) -> list[str]:
 def validate_fingerprint(settings: Settings, compiled: Artifact, cases: list[Case]) -> str:
     return fingerprint(
         {
-            "compile": compiled.fingerprint,
+            "compile": compiled.content_id,
             "cases": [case.__dict__ for case in cases],
             "atol": settings.atol,
             "rtol": settings.rtol,
@@ -327,10 +318,10 @@ def upload(settings: Settings, compiled: Artifact, verdict: Verdict | None) -> A
             "upload refused: no validation verdict for this compiled model; run the validate stage first "
             "(pytest -m validate, or make validate)"
         )
-    if verdict.compile_fingerprint != compiled.fingerprint:
+    if verdict.compile_fingerprint != compiled.content_id:
         raise UploadRefused(
             "upload refused: the validation verdict is for another compiled artifact (compile fingerprint "
-            f"{verdict.compile_fingerprint[:12]}, current {compiled.fingerprint[:12]}); the model was recompiled "
+            f"{verdict.compile_fingerprint[:12]}, current {compiled.content_id[:12]}); the model was recompiled "
             "since it was validated: run the validate stage again"
         )
     if not verdict.passed:
@@ -342,7 +333,7 @@ def upload(settings: Settings, compiled: Artifact, verdict: Verdict | None) -> A
     lineage = {
         "uncompiled_project": settings.uncompiled_project,
         "uncompiled_version": spec["source_version"],
-        "compile_fingerprint": compiled.fingerprint,
+        "compile_fingerprint": compiled.content_id,
         "validate_fingerprint": verdict.validate_fingerprint,
         "compiler": spec["backend"],
         "compiler_settings": spec["compiler_settings"],
@@ -353,7 +344,7 @@ def upload(settings: Settings, compiled: Artifact, verdict: Verdict | None) -> A
     inputs = {"registry": registry.describe(), "project": project, "model": model, **lineage}
 
     def build(tmp: Path) -> dict:
-        version = registry.find_version(project, model, compiled.fingerprint)
+        version = registry.find_version(project, model, compiled.content_id)
         created = False
         if version is None:
             version, created = _register(registry, settings, compiled, verdict, spec, lineage)
@@ -364,7 +355,7 @@ def upload(settings: Settings, compiled: Artifact, verdict: Verdict | None) -> A
         return record
 
     def still_registered(artifact: Artifact) -> bool:
-        found = registry.find_version(project, model, compiled.fingerprint)
+        found = registry.find_version(project, model, compiled.content_id)
         return found is not None and found.version_id == artifact.info.get("version_id")
 
     return stage(settings, "upload").ensure(fingerprint(inputs), build, inputs, still_valid=still_registered)
@@ -391,5 +382,5 @@ def _register(registry, settings: Settings, compiled: Artifact, verdict: Verdict
         metadata_ = {k: v for k, v in lineage.items() if isinstance(v, str)}
         metadata_["validation_passed"] = "true"
         return registry.register(settings.compiled_project, settings.compiled_model, files, card, metadata_,
-                                 compiled.fingerprint)
+                                 compiled.content_id)
 

@@ -14,7 +14,6 @@ from .report import Verdict
 from .tasks import Case, TaskFamily, Tolerance, check_ids
 
 
-
 class Validation:
     def __init__(
         self,

@@ -18,11 +18,14 @@ pytestmark = pytest.mark.functional
 MODELS = {"keywords": "KEYWORDS", "ner": "NER", "sentiment": "SEN"}
 
 
-@pytest.mark.parametrize("project", sorted(MODELS))
-def test_make_run_project_validates_and_registers(project, seeded_registries, tmp_path):
+@pytest.mark.parametrize("project, compiler", [
+    ("keywords", "auto"), ("keywords", "onnx"), ("ner", "torchscript"), ("ner", "onnx"),
+    ("sentiment", "torchscript"), ("sentiment", "onnx"),
+])  # keywords with torchscript: tests/integration/test_pipeline_stages.py
+def test_make_run_project_validates_and_registers(project, compiler, seeded_registries, tmp_path):
     shutil.copytree(seeded_registries[project], tmp_path / "registry")
-    done = subprocess.run(["make", "--no-print-directory", "run", f"PROJECT={project}"], cwd=REPO,
-                          env=pipeline_env(tmp_path), capture_output=True, text=True, timeout=900)
+    done = subprocess.run(["make", "--no-print-directory", "run", f"PROJECT={project}", f"COMPILER={compiler}"],
+                          cwd=REPO, env=pipeline_env(tmp_path), capture_output=True, text=True, timeout=900)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     model = MODELS[project]
@@ -48,6 +51,18 @@ def test_make_run_project_validates_and_registers(project, seeded_registries, tm
     tokenizer_config = json.loads((tmp_path / "outputs" / "compile" / "tokenizer" / "tokenizer_config.json").read_text())
     assert tokenizer_config["model_max_length"] == max(lengths)  # the saved tokenizer truncates where buckets end
     served = {r["details"]["compiled_text"]["bucket"] for r in verdict["results"].values() if "compiled_text" in r["details"]}
-    assert served == set(lengths)  # the cases cover every bucket
+    if spec["dynamic_shapes"]:  # one model for every shape; a case reports its padded length
+        assert spec["backend"] == "onnx" and [b["file"] for b in spec["buckets"]] == ["model.onnx"]
+        assert max(served) == max(lengths) and len(served) > 3
+    else:
+        assert served == set(lengths)  # the cases cover every bucket
+    if compiler == "auto":
+        selection = spec["selection"]
+        assert set(selection["candidates"]) == {"onnx", "torchscript"}
+        assert spec["backend"] == selection["picked"] == min(
+            selection["candidates"], key=lambda name: selection["candidates"][name]["seconds"])
+        assert f"compile: backend {spec['backend']} (auto, fastest that matches the model" in output
+    else:
+        assert spec["backend"] == compiler and spec["selection"] is None
     report = (tmp_path / "outputs" / "validate" / "report.html").read_text()
     assert "longer-than-compiled::invariance" in report

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from mlcompile.artifacts import MANIFEST, hash_tree, read_json, write_json_atomic
+from mlcompile.artifacts import MANIFEST, Stage, hash_tree, read_json, write_json_atomic
 from mlcompile.registry.local import LocalRegistry
 
 from ..conftest import run_pipeline
@@ -27,11 +27,11 @@ def test_stages_one_by_one_register_once_and_reuse(workspace):
         assert f"{stage}: " in done.output or stage == "validate", done.output
 
     outputs = workspace / "outputs"
-    compile_fp = read_json(outputs / "compile" / MANIFEST)["fingerprint"]
+    compile_id = Stage(outputs, "compile").load().content_id  # inputs and bytes of this build
     [version] = compiled_versions(workspace)
     assert version.version_id == "KEYWORDS-COMPILED-1"
     assert version.stage == "staging"
-    assert version.fingerprint == compile_fp
+    assert version.fingerprint == compile_id
     assert {"compiled/compiled.json", "compiled/bucket-16.pt", "compiled/bucket-64.pt", "compiled/bucket-256.pt",
             "validation/report.html", "validation/verdict.json"} <= set(version.files)
     lineage = version.card["lineage"]

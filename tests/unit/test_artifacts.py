@@ -217,3 +217,12 @@ def test_symlink_in_build_is_refused(stage, tmp_path):
     with pytest.raises(ArtifactError, match="symbolic links"):
         stage.ensure("fp1", build)
     assert not stage.path.exists() and leftovers(stage) == []
+
+
+def test_content_id_changes_with_the_bytes_not_only_the_inputs(tmp_path):
+    stage = Stage(tmp_path, "compile")
+    first = stage.ensure("fp1", lambda tmp: (tmp / "model.onnx").write_text("onnx") and {}, {})
+    again = stage.ensure("fp1", lambda tmp: (tmp / "model.onnx").write_text("other") and {}, {})
+    assert again.content_id == first.content_id  # reused, same build
+    rebuilt = stage.ensure("fp1", lambda tmp: (tmp / "bucket-16.pt").write_text("torchscript") and {}, {}, force=True)
+    assert rebuilt.fingerprint == first.fingerprint and rebuilt.content_id != first.content_id

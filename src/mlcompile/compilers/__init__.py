@@ -8,6 +8,7 @@ batch size; dynamic-shape backends (onnx) compile one file that takes any batch 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 from typing import Callable, Protocol
 

@@ -1,0 +1,37 @@
+"""Backends inside the whole pipeline: Neuron through the stand-in torch_neuronx (tests/standins),
+and COMPILER=neuron on a host without it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ..conftest import STANDINS, run_cli, run_pipeline
+
+pytestmark = pytest.mark.integration
+
+
+def test_neuron_backend_runs_the_pipeline_with_the_standin(workspace):
+    done = run_pipeline(workspace, COMPILER="neuron", PYTHONPATH=STANDINS)
+    assert done.returncode == 0, done.output
+    assert "compile: backend neuron" in done.output and "upload: registered KEYWORDS-COMPILED-1" in done.output
+    compiled = workspace / "outputs" / "compile"
+    spec = json.loads((compiled / "compiled.json").read_text())
+    assert spec["backend"] == "neuron" and spec["dynamic_shapes"] is False
+    assert spec["compiler_settings"]["compiler_args"] == ["--auto-cast", "none"]
+    assert spec["versions"]["torch_neuronx"] == "2.0.0+standin"
+    assert [b["file"] for b in spec["buckets"]] == ["bucket-16.pt", "bucket-64.pt", "bucket-256.pt"]
+    for length in (16, 64, 256):  # compiler work files and logs are kept with the artifact
+        assert (compiled / "workdir" / "neuron" / f"bucket-{length}" / "log-neuron-cc.txt").is_file()
+    manifest = json.loads((compiled / "manifest.json").read_text())
+    assert manifest["inputs"]["backends"]["neuron"]["settings"]["compiler_args"] == ["--auto-cast", "none"]
+
+
+def test_neuron_without_torch_neuronx_fails_at_once_and_builds_nothing(workspace):
+    done = run_cli(workspace, "run", COMPILER="neuron")
+    assert done.returncode == 2, done.output
+    assert "COMPILER=neuron needs torch-neuronx" in done.output
+    assert "https://pip.repos.neuron.amazonaws.com" in done.output
+    assert not (workspace / "outputs" / "compile").exists()
+    assert not list((workspace / "outputs").glob(".compile*"))  # no temporary build left behind
