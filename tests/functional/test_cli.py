@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ..conftest import run_cli
@@ -47,3 +49,15 @@ def test_unknown_uncompiled_version_is_a_clear_failure(workspace):
     done = run_cli(workspace, "run", "--stage", "download", UNCOMPILED_WITH_ID="KEYWORDS-TRAINED-9")
     assert done.returncode != 0
     assert "KEYWORDS-TRAINED-9 not found" in done.output and "KEYWORDS-TRAINED-1" in done.output
+
+
+def test_bench_prints_each_backend_against_the_uncompiled_pipeline(workspace):
+    done = run_cli(workspace, "bench", "--backends", "torchscript", "--repeat", "1")
+    assert done.returncode == 0, done.output
+    assert "keywords: 15 validation cases, best of 1 interleaved passes after a warm-up" in done.output
+    lines = {line.split()[0]: line for line in done.output.splitlines() if line.startswith(("uncompiled", "torchscript"))}
+    assert lines["uncompiled"].split()[3] == "1.00x"
+    assert lines["torchscript"].split()[3].endswith("x")
+    result = json.loads((workspace / "outputs" / "bench" / "keywords.json").read_text())
+    assert result["rows"]["torchscript"]["speedup_vs_uncompiled"] > 0
+    assert result["rows"]["torchscript"]["shapes"] == [16, 64, 256]

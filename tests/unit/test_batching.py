@@ -156,3 +156,23 @@ def test_describe_matches_what_run_does(tokenizer):
     assert runner.describe(texts) == runner.run(texts)[1]
     assert runner.describe([]) == []
     assert all(m.calls == 1 for m in runner.modules.values())  # describe runs nothing
+
+
+def test_dynamic_shapes_pad_each_batch_to_its_longest_row_only(tokenizer):
+    shapes = []
+
+    def dynamic(input_ids, attention_mask):
+        shapes.append(tuple(input_ids.shape))
+        return attention_mask.sum(1).float()
+
+    runner = BucketedRunner(tokenizer, {32: dynamic}, batch_size=BATCH, dynamic=True)
+    texts = [TEXTS[n][0] for n in ("long", "short", "medium", "empty", "too_long")]
+    outputs, infos = runner.run(texts)
+    assert sorted(shapes) == [(1, 32), (2, 4), (2, 22)]  # sorted neighbours; no filler rows, no bucket padding
+    assert [int(o) for o in outputs] == [22, 4, 11, 2, 32]
+    assert [i.bucket for i in infos] == [22, 4, 22, 4, 32] and infos[-1].truncated
+    assert [i.bucket for i in runner.describe(texts)] == [22, 4, 11, 2, 32]  # alone: its own length
+    (padded,), (forced,) = runner.run([TEXTS["short"][0]], bucket=32)
+    assert forced.bucket == 32 and shapes[-1] == (1, 32) and int(padded) == 4
+    with pytest.raises(ValueError, match="one module"):
+        BucketedRunner(tokenizer, {16: dynamic, 32: dynamic}, batch_size=BATCH, dynamic=True)
