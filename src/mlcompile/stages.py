@@ -132,6 +132,30 @@ def _measure(pipeline, cases: list[Case], reference: list[dict], task, tol: Tole
     return {"seconds": round(seconds, 4), "passed": not failed, "failed_checks": failed[:5]}
 
 
+def _select_fastest(compilers: list, built: dict, tmp: Path, tokenizer, settings: Settings,
+                    downloaded: Artifact) -> dict:
+    """Time each built backend's task pipeline on the validation cases; pick the fastest that passes."""
+    task = get_task(settings.model_task)
+    cases = load_cases(settings, downloaded)
+    card = model_card(downloaded)
+    reference_pipeline = task.reference(downloaded.path, card)
+    reference = [reference_pipeline.predict(case.text, case.params) for case in cases]
+    measured = {}
+    for compiler in compilers:
+        files = tmp / "backends" / compiler.name
+        modules = {b["length"]: compiler.load(files / b["file"]) for b in built[compiler.name]}
+        runner = BucketedRunner(tokenizer, modules, settings.batch_size, task.token_level,
+                                dynamic=compiler.dynamic_shapes)
+        measured[compiler.name] = _measure(task.compiled(runner, tmp, card), cases, reference, task,
+                                           tolerance(settings))
+    passing = [name for name, m in measured.items() if m["passed"]]
+    if not passing:
+        raise ArtifactError(f"COMPILER=auto: no backend matches the uncompiled model on the cases: {measured}")
+    return {"picked": min(passing, key=lambda name: measured[name]["seconds"]), "candidates": measured,
+            "workload": f"the task pipeline on {len(cases)} validation cases, best of {MEASURED_PASSES} passes "
+                        "after a warm-up"}
+
+
 def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Artifact:
     from transformers import AutoConfig, AutoTokenizer
 
@@ -149,26 +173,10 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
         AutoConfig.from_pretrained(source, local_files_only=True).save_pretrained(str(tmp / "config"))
         built = {c.name: _compile_backend(c, module, tokenizer, settings, tmp / "backends" / c.name,
                                           tmp / "workdir" / c.name) for c in compilers}
+        # auto on CPU: keep the fastest backend whose predictions pass the task's checks
         selection = None
-        if len(compilers) > 1:  # auto on CPU: keep the fastest backend that passes the task's checks
-            cases = load_cases(settings, downloaded)
-            card = model_card(downloaded)
-            reference_pipeline = task.reference(downloaded.path, card)
-            reference = [reference_pipeline.predict(case.text, case.params) for case in cases]
-            measured = {}
-            for c in compilers:
-                modules = {b["length"]: c.load(tmp / "backends" / c.name / b["file"]) for b in built[c.name]}
-                runner = BucketedRunner(tokenizer, modules, settings.batch_size, task.token_level,
-                                        dynamic=c.dynamic_shapes)
-                measured[c.name] = _measure(task.compiled(runner, tmp, card), cases, reference, task,
-                                            tolerance(settings))
-            passing = [name for name, m in measured.items() if m["passed"]]
-            if not passing:
-                raise ArtifactError(f"COMPILER=auto: no backend matches the uncompiled model on the cases: {measured}")
-            picked = min(passing, key=lambda name: measured[name]["seconds"])
-            selection = {"picked": picked, "candidates": measured,
-                         "workload": f"the task pipeline on {len(cases)} validation cases, best of "
-                                     f"{MEASURED_PASSES} passes after a warm-up"}
+        if len(compilers) > 1:
+            selection = _select_fastest(compilers, built, tmp, tokenizer, settings, downloaded)
         compiler = next(c for c in compilers if c.name == (selection["picked"] if selection else compilers[0].name))
         for path in (tmp / "backends" / compiler.name).iterdir():
             path.rename(tmp / path.name)

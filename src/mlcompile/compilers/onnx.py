@@ -32,7 +32,8 @@ class OnnxCompiler:
             try:
                 metadata.version(package)
             except metadata.PackageNotFoundError:
-                raise ConfigError(f"COMPILER=onnx needs the Python package {package!r}: pip install {package}") from None
+                raise ConfigError(f"COMPILER=onnx needs the Python package {package!r}: "
+                                  f"pip install {package}") from None
 
     def settings(self) -> dict:
         return {"exporter": "torch.onnx.export(dynamo=True)", "opset": self.opset,
