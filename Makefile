@@ -10,10 +10,10 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 2
 
 .PHONY: install seed run download compile validate upload test test-unit test-integration test-functional \
-        list bench clean help
+        list bench mlflow-server clean help
 
 help:
-	@echo "make install | run | test | bench | seed | download | compile | validate | upload | list | clean"
+	@echo "make install | run | test | bench | mlflow-server | seed | download | compile | validate | upload | list | clean"
 	@echo "make projects.run/<project> COMPONENT=compile TASK=download-model|compile-model|validate-model|upload-model"
 
 install: $(STAMP)
@@ -48,6 +48,15 @@ projects.run/%: install
 
 list: install
 	$(MLCOMPILE) list
+
+# A real MLflow tracking server for REGISTRY=mlflow: sqlite store and artifacts under $(MLFLOW_DATA).
+MLFLOW_PORT ?= 5000
+MLFLOW_DATA ?= mlflow-data
+mlflow-server: install
+	mkdir -p $(MLFLOW_DATA)
+	$(BIN)/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+		--backend-store-uri sqlite:///$(abspath $(MLFLOW_DATA))/mlflow.db \
+		--artifacts-destination $(abspath $(MLFLOW_DATA))/artifacts
 
 # Throughput of each compiled backend against the uncompiled pipeline, side by side (PROJECT=...).
 bench: seed

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +22,8 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 # Settings read from the environment; keep the caller's environment out of the tests.
 SETTING_PREFIXES = ("COMPILE_PIPELINE_EXECUTION_", "UNCOMPILED_", "COMPILED_", "NEPTUNE_", "MLCOMPILE_", "NEURON_")
-SETTING_NAMES = {"PROJECT", "MODEL_TASK", "REGISTRY", "REGISTRY_PATH", "OUTPUTS_DIR", "COMPILER", "SEQUENCE_LENGTHS",
+SETTING_NAMES = {"PROJECT", "MODEL_TASK", "REGISTRY", "REGISTRY_PATH", "MLFLOW_TRACKING_URI", "REGISTRY_TIMEOUT",
+                 "REGISTRY_RETRIES", "OUTPUTS_DIR", "COMPILER", "SEQUENCE_LENGTHS",
                  "BATCH_SIZE", "ATOL", "RTOL", "CASES_FILE", "TORCH_THREADS", "CI"}
 
 
@@ -106,3 +111,45 @@ def run_cli(workspace: Path, *args: str, **overrides) -> subprocess.CompletedPro
     )
     done.output = done.stdout + done.stderr  # type: ignore[attr-defined]
     return done
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> str:
+    """A real MLflow tracking server on 127.0.0.1 (sqlite store, local artifacts), one per test
+    process, stopped at the end of the session."""
+    data = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    log = open(data / "server.log", "w")
+    server = subprocess.Popen(
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}", "--artifacts-destination", str(data / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, cwd=data, start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"MLflow server did not start:\n{(data / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()

@@ -34,6 +34,7 @@ def _seed(args) -> int:
     from transformers.utils import logging as hf_logging
 
     from .demo import seed
+    from .registry import location
 
     hf_logging.disable_progress_bar()  # per-tensor load/save bars say nothing useful here
 
@@ -43,7 +44,7 @@ def _seed(args) -> int:
     version, created = seed(settings)
     what = "registered" if created else "already registered (same content)"
     print(f"{what}: {version.version_id} in project {version.project!r} of the {settings.registry} registry "
-          f"at {settings.registry_path}")
+          f"at {location(settings)}")
     return 0
 
 

@@ -40,8 +40,11 @@ class Settings(BaseSettings):
     project: str = "keywords"
     model_task: Literal["keywords", "ner", "sentiment"] = Field(description="Task family of the project's model.")
 
-    registry: Literal["local"] = "local"
-    registry_path: Path = Path("registry")
+    registry: Literal["local", "mlflow"] = "local"
+    registry_path: Path = Path("registry")  # REGISTRY=local
+    mlflow_tracking_uri: str | None = None  # REGISTRY=mlflow, e.g. http://127.0.0.1:5000
+    registry_timeout: float = Field(10.0, gt=0)  # seconds per registry request
+    registry_retries: int = Field(2, ge=0)  # retries with backoff on transient errors
     outputs_dir: Path = Path("outputs")
     # auto: neuron on a Neuron host, else the fastest CPU backend that matches the model (measured).
     compiler: Literal["auto", "torchscript", "onnx", "neuron"] = "auto"

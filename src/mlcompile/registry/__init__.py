@@ -7,6 +7,7 @@ immutable versions (`KEYWORDS-COMPILED-1`) with files, a JSON model card, metada
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -68,9 +69,42 @@ class Registry(Protocol):
     def set_stage(self, project: str, version_id: str, stage: str) -> VersionInfo: ...
 
 
+STAGES = ("none", "staging", "production", "archived")
+
+
+def copy_verified(source: Path, version: VersionInfo, dest: Path) -> None:
+    """Copy a version's files from source into dest, each checked against its recorded sha256;
+    a file that does not match is removed and the copy fails."""
+    from ..artifacts import sha256_file
+
+    for rel, digest in version.files.items():
+        src = source / rel
+        if not src.is_file():
+            raise RegistryError(f"{version.version_id} is incomplete in the registry: file {rel!r} is missing")
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+        if sha256_file(target) != digest:
+            target.unlink()
+            raise RegistryError(f"{version.version_id}: file {rel!r} does not match its recorded sha256")
+
+
+def location(settings) -> str:
+    """Where the configured registry is, for messages (no credentials)."""
+    if settings.registry == "mlflow":
+        from .mlflow import redacted
+
+        return redacted(settings.mlflow_tracking_uri or "")
+    return str(settings.registry_path)
+
+
 def open_registry(settings) -> Registry:
     if settings.registry == "local":
         from .local import LocalRegistry
 
         return LocalRegistry(settings.registry_path)
+    if settings.registry == "mlflow":
+        from .mlflow import MlflowRegistry
+
+        return MlflowRegistry(settings.mlflow_tracking_uri, settings.registry_timeout, settings.registry_retries)
     raise ConfigError(f"REGISTRY={settings.registry!r}: unknown registry kind")

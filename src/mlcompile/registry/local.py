@@ -16,11 +16,9 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock
 
-from ..artifacts import hash_tree, read_json, sha256_file, write_json_atomic
+from ..artifacts import hash_tree, read_json, write_json_atomic
 from ..errors import RegistryError
-from . import VersionInfo, split_version_id
-
-STAGES = ("none", "staging", "production", "archived")
+from . import STAGES, VersionInfo, copy_verified, split_version_id
 
 
 class LocalRegistry:
@@ -104,17 +102,7 @@ class LocalRegistry:
 
     def download(self, project: str, version_id: str, dest: Path) -> VersionInfo:
         version = self.get_version(project, version_id)
-        source = self._version_dir(project, version_id) / "files"
-        for rel, digest in version.files.items():
-            src = source / rel
-            if not src.is_file():
-                raise RegistryError(f"{version_id} is incomplete in the registry: file {rel!r} is missing")
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
-            if sha256_file(target) != digest:
-                target.unlink()
-                raise RegistryError(f"{version_id}: file {rel!r} does not match its recorded sha256")
+        copy_verified(self._version_dir(project, version_id) / "files", version, dest)
         return version
 
     # writing -----------------------------------------------------------

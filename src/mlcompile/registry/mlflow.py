@@ -1,0 +1,193 @@
+"""MLflow's model registry (a server you run yourself, e.g. `make mlflow-server`).
+
+A model (`KEYWORDS-COMPILED`) is an MLflow registered model tagged with its project; a version
+(`KEYWORDS-COMPILED-3`) is MLflow model version 3, whose source is the `files/` artifact folder of a
+run in the experiment named after the project. The run also holds `model_card.json` and
+`files.json` (sha256 per file, checked after every download). Metadata and the fingerprint are
+version tags; stages are aliases (`staging`, `production`, `archived`), since MLflow deprecated stages.
+HTTP timeouts and retries (with backoff) come from REGISTRY_TIMEOUT and REGISTRY_RETRIES.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from ..artifacts import hash_tree
+from ..errors import RegistryError
+from . import STAGES, VersionInfo, copy_verified, split_version_id
+
+CARD = "model_card.json"
+CHECKSUMS = "files.json"
+PROJECT_TAG = "mlcompile.project"
+FINGERPRINT_TAG = "fingerprint"
+
+
+def redacted(uri: str) -> str:
+    """The tracking URI without any user:password part."""
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)) if parts.netloc else uri
+
+
+class MlflowRegistry:
+    kind = "mlflow"
+
+    def __init__(self, tracking_uri: str | None, timeout: float = 10.0, retries: int = 2):
+        if not tracking_uri:
+            raise RegistryError("REGISTRY=mlflow needs MLFLOW_TRACKING_URI, e.g. http://127.0.0.1:5000 "
+                                "(start a server with `make mlflow-server`)")
+        # mlflow reads these at each request: bounded waits on a server that is down
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(max(1, timeout)))
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0.5"
+        from mlflow import MlflowClient
+
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def __repr__(self) -> str:
+        return f"MlflowRegistry({redacted(self.uri)!r})"
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "tracking_uri": redacted(self.uri)}
+
+    def _call(self, what: str, fn, missing: str | None = None):
+        """Run a client call; MLflow and connection errors become one clear RegistryError."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return fn()
+        except MlflowException as exc:
+            if missing is not None and exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise RegistryError(missing) from None
+            message = str(exc.message).splitlines()[0] if exc.message else type(exc).__name__
+            if "Max retries exceeded" in message or "Connection" in message or "API request" in message:
+                raise RegistryError(f"MLflow server at {redacted(self.uri)} cannot be reached ({what}); is it "
+                                    f"running? (`make mlflow-server`): {message[:300]}") from None
+            raise RegistryError(f"MLflow at {redacted(self.uri)}: {what} failed: {message[:500]}") from None
+        except OSError as exc:
+            raise RegistryError(f"MLflow server at {redacted(self.uri)} cannot be reached ({what}): {exc}") from None
+
+    # reading -----------------------------------------------------------
+    def _model(self, project: str, model: str):
+        registered = self._call(
+            f"get model {model}", lambda: self.client.get_registered_model(model),
+            missing=f"model {model} not found in the MLflow registry at {redacted(self.uri)}; register it first, "
+                    f"e.g. `mlcompile seed <project>` for the demo models",
+        )
+        if registered.tags.get(PROJECT_TAG) != project:
+            raise RegistryError(f"model {model} in MLflow belongs to project {registered.tags.get(PROJECT_TAG)!r}, "
+                                f"not {project!r}")
+        return registered
+
+    def _info(self, project: str, model: str, mv) -> VersionInfo:
+        with tempfile.TemporaryDirectory(prefix="mlcompile-mlflow-") as tmp:
+            for name in (CARD, CHECKSUMS):
+                self._call(f"download {name} of {model}-{mv.version}",
+                           lambda name=name: self.client.download_artifacts(mv.run_id, name, tmp))
+            try:
+                card = json.loads((Path(tmp) / CARD).read_text())
+                files = json.loads((Path(tmp) / CHECKSUMS).read_text())
+            except ValueError as exc:
+                raise RegistryError(f"{model}-{mv.version}: model card or checksums do not parse: {exc}") from None
+        stage = next((alias for alias in mv.aliases if alias in STAGES), "none")
+        metadata = {k: v for k, v in mv.tags.items()}
+        return VersionInfo(project, model, f"{model}-{mv.version}", stage, card, metadata, files,
+                           time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mv.creation_timestamp / 1000)))
+
+    def get_version(self, project: str, version_id: str) -> VersionInfo:
+        model, number = split_version_id(version_id)
+        self._model(project, model)
+        known = ", ".join(v.version_id for v in self.list_versions(project, model)) or "none"
+        mv = self._call(
+            f"get {version_id}", lambda: self.client.get_model_version(model, str(number)),
+            missing=f"model version {version_id} not found in project {project!r} of the MLflow registry at "
+                    f"{redacted(self.uri)} (known versions of {model}: {known})",
+        )
+        return self._info(project, model, mv)
+
+    def _versions(self, model: str, extra: str = "") -> list:
+        found = self._call(f"search versions of {model}",
+                           lambda: self.client.search_model_versions(f"name='{model}'{extra}"))
+        return sorted(found, key=lambda mv: int(mv.version))
+
+    def list_versions(self, project: str, model: str) -> list[VersionInfo]:
+        try:
+            self._model(project, model)
+        except RegistryError:
+            return []
+        return [self._info(project, model, mv) for mv in self._versions(model)]
+
+    def find_version(self, project: str, model: str, fingerprint: str) -> VersionInfo | None:
+        try:
+            self._model(project, model)
+        except RegistryError:
+            return None
+        found = self._versions(model, f" and tags.{FINGERPRINT_TAG}='{fingerprint}'")
+        return self._info(project, model, found[0]) if found else None
+
+    def download(self, project: str, version_id: str, dest: Path) -> VersionInfo:
+        version = self.get_version(project, version_id)
+        model, number = split_version_id(version_id)
+        run_id = self._call(f"get {version_id}", lambda: self.client.get_model_version(model, str(number))).run_id
+        with tempfile.TemporaryDirectory(prefix="mlcompile-mlflow-") as tmp:
+            self._call(f"download files of {version_id}", lambda: self.client.download_artifacts(run_id, "files", tmp))
+            copy_verified(Path(tmp) / "files", version, dest)
+        return version
+
+    # writing -----------------------------------------------------------
+    def register(
+        self, project: str, model: str, files: Path, card: dict, metadata: dict, fingerprint: str
+    ) -> tuple[VersionInfo, bool]:
+        split_version_id(f"{model}-1")  # validates the model key
+        existing = self.find_version(project, model, fingerprint)
+        if existing is not None:
+            return existing, False
+        experiment = self._call(f"get experiment {project}", lambda: self.client.get_experiment_by_name(project))
+        experiment_id = experiment.experiment_id if experiment else self._call(
+            f"create experiment {project}", lambda: self.client.create_experiment(project))
+        run = self._call("create run", lambda: self.client.create_run(experiment_id, tags={"mlflow.runName": model}))
+        run_id = run.info.run_id
+        try:
+            self._call("upload files", lambda: self.client.log_artifacts(run_id, str(files), "files"))
+            self._call("upload card", lambda: self.client.log_dict(run_id, card, CARD))
+            self._call("upload checksums", lambda: self.client.log_dict(run_id, hash_tree(files), CHECKSUMS))
+            self._ensure_model(project, model)
+            tags = {**{k: str(v) for k, v in metadata.items()}, FINGERPRINT_TAG: fingerprint}
+            mv = self._call(f"create a version of {model}", lambda: self.client.create_model_version(
+                model, source=f"runs:/{run_id}/files", run_id=run_id, tags=tags))
+        except BaseException:
+            # Nothing was registered: the run keeps the partial upload, marked failed.
+            self._call("mark run failed", lambda: self.client.set_terminated(run_id, status="FAILED"))
+            raise
+        self._call("finish run", lambda: self.client.set_terminated(run_id))
+        return self._info(project, model, mv), True
+
+    def _ensure_model(self, project: str, model: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(model, tags={PROJECT_TAG: project})
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        self._model(project, model)
+
+    def set_stage(self, project: str, version_id: str, stage: str) -> VersionInfo:
+        if stage not in STAGES:
+            raise RegistryError(f"stage {stage!r} is not one of {', '.join(STAGES)}")
+        version = self.get_version(project, version_id)
+        model, number = split_version_id(version_id)
+        for alias in STAGES[1:]:
+            if alias != stage and version.stage == alias:
+                self._call(f"remove alias {alias}", lambda alias=alias: self.client.delete_registered_model_alias(model, alias))
+        if stage != "none":
+            self._call(f"set alias {stage}", lambda: self.client.set_registered_model_alias(model, stage, str(number)))
+        return self.get_version(project, version_id)

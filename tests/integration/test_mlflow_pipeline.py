@@ -1,0 +1,39 @@
+"""The full keywords pipeline against a real MLflow server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlcompile.registry.mlflow import MlflowRegistry
+
+from ..conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_pipeline_registers_in_mlflow_with_lineage_and_only_once(mlflow_server, tmp_path):
+    env = {"REGISTRY": "mlflow", "MLFLOW_TRACKING_URI": mlflow_server}
+    seeded = run_cli(tmp_path, "seed", "keywords", **env)
+    assert seeded.returncode == 0, seeded.output
+    assert f"registered: KEYWORDS-TRAINED-1 in project 'mlcompile/keywords' of the mlflow registry at {mlflow_server}" \
+        in seeded.output
+
+    first = run_cli(tmp_path, "run", **env)
+    assert first.returncode == 0, first.output
+    assert "upload: registered KEYWORDS-COMPILED-1 (stage staging) in mlflow registry" in first.output
+
+    registry = MlflowRegistry(mlflow_server)
+    version = registry.get_version("mlcompile/keywords", "KEYWORDS-COMPILED-1")
+    assert version.stage == "staging"  # an MLflow alias
+    assert version.metadata["uncompiled_version"] == "KEYWORDS-TRAINED-1"  # lineage as version tags
+    assert version.metadata["compiler"] == "torchscript" and version.metadata["validation_passed"] == "true"
+    assert version.card["lineage"]["uncompiled_project"] == "mlcompile/keywords"
+    assert {"validation/report.html", "compiled/compiled.json"} <= set(version.files)
+    alias = registry.client.get_model_version_by_alias("KEYWORDS-COMPILED", "staging")
+    assert alias.version == "1"
+
+    second = run_cli(tmp_path, "run", "--rebuild", "validate", **env)
+    assert second.returncode == 0, second.output
+    assert "already registered, nothing new: KEYWORDS-COMPILED-1" in second.output
+    assert [v.version_id for v in registry.list_versions("mlcompile/keywords", "KEYWORDS-COMPILED")] == [
+        "KEYWORDS-COMPILED-1"]
