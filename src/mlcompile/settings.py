@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     project: str = "keywords"
     model_task: Literal["keywords", "ner", "sentiment"] = Field(description="Task family of the project's model.")
 
-    registry: Literal["local", "mlflow"] = "local"
+    registry: Literal["local", "mlflow", "neptune"] = "local"
     registry_path: Path = Path("registry")  # REGISTRY=local
     mlflow_tracking_uri: str | None = None  # REGISTRY=mlflow, e.g. http://127.0.0.1:5000
     registry_timeout: float = Field(10.0, gt=0)  # seconds per registry request

@@ -252,7 +252,8 @@ def load_cases(settings: Settings, downloaded: Artifact) -> list[Case]:
     cases: list[Case] = []
     inputs_file = downloaded.path / TEST_FILES["inputs"]
     if inputs_file.is_file():
-        params = read_json(downloaded.path / TEST_FILES["params"]) if (downloaded.path / TEST_FILES["params"]).is_file() else {}
+        params_file = downloaded.path / TEST_FILES["params"]
+        params = read_json(params_file) if params_file.is_file() else {}
         predictions_file = downloaded.path / TEST_FILES["predictions"]
         predictions = {p["id"]: p for p in read_json(predictions_file)} if predictions_file.is_file() else {}
         for item in read_json(inputs_file):

@@ -1,27 +1,37 @@
 """What every registry backend must do, as one suite parametrized over the backends: local (a
-directory) and mlflow (a real server on 127.0.0.1, started by the `mlflow_server` fixture)."""
+directory), mlflow (a real server on 127.0.0.1, started by the `mlflow_server` fixture) and neptune
+(the neptune 1.x client's interface, through the in-memory double in tests/standins: hosted neptune
+is gone and its debug mode keeps nothing between containers)."""
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 
 import pytest
+from pydantic import SecretStr
 
 from mlcompile.errors import RegistryError
 from mlcompile.registry.local import LocalRegistry
 from mlcompile.registry.mlflow import MlflowRegistry
+from mlcompile.registry.neptune import NeptuneRegistry
 
-from ..conftest import free_port
+from ..conftest import STANDINS, free_port
+
+sys.path.insert(0, str(STANDINS))
+from neptune_double import NeptuneDouble  # noqa: E402
 
 pytestmark = pytest.mark.integration
 PROJECT = "contract/test"
 
 
-@pytest.fixture(params=["local", "mlflow"])
+@pytest.fixture(params=["local", "mlflow", "neptune"])
 def registry(request, tmp_path):
     if request.param == "local":
         return LocalRegistry(tmp_path / "registry")
+    if request.param == "neptune":
+        return NeptuneRegistry(SecretStr("valid-token"), client=NeptuneDouble("valid-token"))
     return MlflowRegistry(request.getfixturevalue("mlflow_server"), timeout=5, retries=0)
 
 
@@ -100,3 +110,63 @@ def test_mlflow_server_down_fails_clearly_within_seconds():
 def test_mlflow_credentials_never_shown(mlflow_server):
     registry = MlflowRegistry(mlflow_server.replace("http://", "http://alice:s3cret-token@"), timeout=2, retries=0)
     assert "s3cret" not in repr(registry) and "s3cret" not in str(registry.describe())
+
+
+def test_neptune_wrong_token_is_a_clear_error_and_the_token_never_shows():
+    registry = NeptuneRegistry(SecretStr("wrong-token-123"), client=NeptuneDouble("valid-token"))
+    with pytest.raises(RegistryError, match="neptune rejected NEPTUNE_API_TOKEN") as error:
+        registry.get_version(PROJECT, "KEYWORDS-TRAINED-1")
+    assert "wrong-token-123" not in str(error.value) + repr(registry) + str(registry.describe())
+    with pytest.raises(RegistryError, match="needs NEPTUNE_API_TOKEN"):
+        NeptuneRegistry(None, client=NeptuneDouble())
+
+
+def test_neptune_archive_escaping_the_destination_is_refused(model, files, tmp_path):
+    import io
+    import zipfile
+
+    double = NeptuneDouble("t")
+    registry = NeptuneRegistry(SecretStr("t"), client=double)
+    registry.register(PROJECT, model, files, CARD, {}, "fp-1")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        bundle.writestr("compiled/model.onnx", b"x")
+        bundle.writestr("../../escaped.txt", b"owned")
+    double.hostile_zip = buffer.getvalue()
+    with pytest.raises(RegistryError, match="refusing archive member '../../escaped.txt'"):
+        registry.download(PROJECT, f"{model}-1", tmp_path / "dest")
+    assert not list(tmp_path.rglob("escaped.txt")) and not (tmp_path / "dest").exists()
+
+
+def test_neptune_failed_upload_leaves_no_version(model, files):
+    double = NeptuneDouble("t")
+    registry = NeptuneRegistry(SecretStr("t"), client=double)
+    double.fail_upload = True
+    with pytest.raises(Exception, match="connection reset"):
+        registry.register(PROJECT, model, files, CARD, {}, "fp-1")
+    assert registry.find_version(PROJECT, model, "fp-1") is None and registry.list_versions(PROJECT, model) == []
+    assert double.versions[PROJECT][f"{model}-1"]["sys/stage"] == "archived"  # neptune made it; we retire it
+    double.fail_upload = False
+    version, created = registry.register(PROJECT, model, files, CARD, {}, "fp-1")
+    assert created and [v.version_id for v in registry.list_versions(PROJECT, model)] == [version.version_id]
+
+
+def test_neptune_writes_through_the_real_client_in_debug_mode(files):
+    """The real neptune 1.x client, offline (debug mode keeps data only inside one container)."""
+    import json
+
+    import neptune
+
+    from mlcompile.registry.neptune import write_version
+
+    version = neptune.init_model_version(model="KEYWORDS-COMPILED", project="ws/proj", api_token="x", mode="debug")
+    try:
+        version_id = write_version(version, files, CARD, {"compiler": "onnx"}, "fp-1")
+        assert version_id.endswith("-1")
+        assert json.loads(version["model_card"].fetch()) == CARD
+        assert set(json.loads(version["checksums"].fetch())) == {"compiled/model.onnx", "validation/report.html"}
+        assert json.loads(version["metadata"].fetch()) == {"compiler": "onnx"} and version["fingerprint"].fetch() == "fp-1"
+        version.change_stage("staging")
+        assert version["sys/stage"].fetch() == "staging"
+    finally:
+        version.stop()

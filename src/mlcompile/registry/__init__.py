@@ -89,12 +89,34 @@ def copy_verified(source: Path, version: VersionInfo, dest: Path) -> None:
             raise RegistryError(f"{version.version_id}: file {rel!r} does not match its recorded sha256")
 
 
+def safe_extract_zip(archive: Path, dest: Path) -> None:
+    """Extract a downloaded zip into dest, refusing (before writing anything) members with absolute
+    paths, `..` parts or symbolic links: nothing lands outside dest."""
+    import stat
+    import zipfile
+
+    dest = dest.resolve()
+    with zipfile.ZipFile(archive) as bundle:
+        members = bundle.infolist()
+        for member in members:
+            name = member.filename
+            target = (dest / name).resolve()
+            is_link = stat.S_ISLNK(member.external_attr >> 16)
+            if name.startswith(("/", "\\")) or ":" in name.split("/")[0] or is_link or (
+                    target != dest and dest not in target.parents):
+                raise RegistryError(f"{archive.name}: refusing archive member {name!r}: "
+                                    f"{'a link' if is_link else 'its path leaves the destination'}")
+        bundle.extractall(dest)
+
+
 def location(settings) -> str:
     """Where the configured registry is, for messages (no credentials)."""
     if settings.registry == "mlflow":
         from .mlflow import redacted
 
         return redacted(settings.mlflow_tracking_uri or "")
+    if settings.registry == "neptune":
+        return "neptune (projects as named in the settings)"
     return str(settings.registry_path)
 
 
@@ -103,6 +125,10 @@ def open_registry(settings) -> Registry:
         from .local import LocalRegistry
 
         return LocalRegistry(settings.registry_path)
+    if settings.registry == "neptune":
+        from .neptune import NeptuneRegistry
+
+        return NeptuneRegistry(settings.neptune_api_token)
     if settings.registry == "mlflow":
         from .mlflow import MlflowRegistry
 

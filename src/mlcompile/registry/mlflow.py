@@ -187,7 +187,8 @@ class MlflowRegistry:
         model, number = split_version_id(version_id)
         for alias in STAGES[1:]:
             if alias != stage and version.stage == alias:
-                self._call(f"remove alias {alias}", lambda alias=alias: self.client.delete_registered_model_alias(model, alias))
+                self._call(f"remove alias {alias}",
+                           lambda alias=alias: self.client.delete_registered_model_alias(model, alias))
         if stage != "none":
             self._call(f"set alias {stage}", lambda: self.client.set_registered_model_alias(model, stage, str(number)))
         return self.get_version(project, version_id)
