@@ -31,6 +31,16 @@ class CheckSpool:
         path = self.root / PLAN
         return read_json(path) if path.is_file() else None
 
+    def record_error(self, exit_code: int) -> None:
+        """A stage failed with one of mlcompile's errors (its exit code), in any process."""
+        (self.root / "errors").mkdir(parents=True, exist_ok=True)
+        (self.root / "errors" / str(exit_code)).touch()
+
+    def error_code(self) -> int:
+        """The highest recorded error exit code (registry 3 > configuration 2 > refused 1), or 0."""
+        folder = self.root / "errors"
+        return max((int(p.name) for p in folder.iterdir()), default=0) if folder.is_dir() else 0
+
     def write_outcome(self, check_id: str, outcome: str, result: dict | None, message: str = "") -> None:
         write_json_atomic(
             self._outcome_file(check_id),

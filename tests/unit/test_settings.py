@@ -166,3 +166,15 @@ def test_download_and_test_switches_select_download_and_validate(settings_env, m
 def test_sequence_lengths_are_sorted_and_unique(settings_env, monkeypatch):
     monkeypatch.setenv("SEQUENCE_LENGTHS", "256,16,16")
     assert load_settings().sequence_lengths == [16, 256]
+
+
+def test_unknown_compiler_registry_and_task_kinds_are_each_named(settings_env, monkeypatch):
+    monkeypatch.setenv("COMPILER", "gpu")
+    monkeypatch.setenv("REGISTRY", "s3")
+    monkeypatch.setenv("MODEL_TASK", "ocr")
+    monkeypatch.setenv("REGISTRY_TIMEOUT", "-1")
+    message = config_error()
+    for expected in ("COMPILER='gpu' (environment)", "REGISTRY='s3' (environment)", "MODEL_TASK='ocr' (environment)",
+                     "REGISTRY_TIMEOUT='-1' (environment)", "'onnx'", "'mlflow'"):
+        assert expected in message
+    assert message.count("\n  ") == 4
