@@ -45,9 +45,9 @@ def test_configuration_error_exits_2_and_writes_nothing(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_unknown_uncompiled_version_is_a_clear_failure(workspace):
+def test_unknown_uncompiled_version_is_a_clear_failure_exit_3(workspace):
     done = run_cli(workspace, "run", "--stage", "download", UNCOMPILED_WITH_ID="KEYWORDS-TRAINED-9")
-    assert done.returncode != 0
+    assert done.returncode == 3  # registry error
     assert "KEYWORDS-TRAINED-9 not found" in done.output and "KEYWORDS-TRAINED-1" in done.output
 
 

@@ -51,7 +51,7 @@ def test_fault_registry_file_corrupted_fails_download_and_writes_nothing(workspa
     version_dir = workspace / "registry" / PROJECT / "KEYWORDS-TRAINED" / "KEYWORDS-TRAINED-1"
     flip_byte(next((version_dir / "files").rglob("model.safetensors")))
     done = run_cli(workspace, "run", "--stage", "download")
-    assert done.returncode != 0
+    assert done.returncode == 3  # registry error
     assert "does not match its recorded sha256" in done.output
     assert not (workspace / "outputs" / "download").exists()  # nothing downloaded half
 
