@@ -28,7 +28,7 @@ class TextInfo:
 
 class BucketedRunner:
     def __init__(self, tokenizer, modules: dict[int, CompiledFn], batch_size: int, token_level: bool = False,
-                 dynamic: bool = False):
+                 dynamic: bool = False, single: dict[int, CompiledFn] | None = None):
         if not modules:
             raise ValueError("no compiled buckets")
         if dynamic and len(modules) != 1:
@@ -40,6 +40,8 @@ class BucketedRunner:
         self.token_level = token_level  # outputs per token (B, L, ...) rather than per text (B, ...)
         # A dynamic-shape model takes any (batch, length): batches are padded to their longest row only.
         self.dynamic = dynamic
+        # Static modules compiled for batch 1, per length: a lone text needs no filler rows.
+        self.single = dict(single or {})
 
     @property
     def max_length(self) -> int:
@@ -81,7 +83,7 @@ class BucketedRunner:
         pad_id = self.tokenizer.pad_token_id or 0
         filler = [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]
         filler = [t for t in filler if t is not None] or [pad_id]
-        if not self.dynamic:
+        if not self.dynamic and not (len(rows) == 1 and length in self.single):
             rows = rows + [filler] * (self.batch_size - len(rows))  # static batch dimension
         ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), length), dtype=torch.long)
@@ -122,7 +124,12 @@ class BucketedRunner:
         served = [0] * len(ids)
         for length, members in self._batches(used, bucket):
             input_ids, attention_mask = self._pad([list(ids[i]) for i in members], length)
-            module = self.modules[self.max_length] if self.dynamic else self.modules[length]
+            if self.dynamic:
+                module = self.modules[self.max_length]
+            elif len(members) == 1 and length in self.single:
+                module = self.single[length]
+            else:
+                module = self.modules[length]
             result = module(input_ids, attention_mask)
             for row, i in enumerate(members):
                 out = result[row, : used[i]] if self.token_level else result[row]

@@ -102,19 +102,32 @@ def compile_fingerprint_inputs(settings: Settings, downloaded: Artifact, compile
 
 
 def _compile_backend(compiler, module, tokenizer, settings: Settings, dest: Path, workdir: Path) -> list[dict]:
-    """Compile one backend's files into dest: a file per bucket, or one dynamic-shape file."""
+    """Compile one backend's files into dest: a dynamic-shape file, or per length bucket a file at
+    BATCH_SIZE and one at batch 1 (a lone text then computes no filler rows)."""
     dest.mkdir(parents=True, exist_ok=True)
-    lengths = [settings.sequence_lengths[-1]] if compiler.dynamic_shapes else settings.sequence_lengths
-    buckets = []
-    for length in lengths:
-        target = dest / (f"model{compiler.suffix}" if compiler.dynamic_shapes else f"bucket-{length}{compiler.suffix}")
+    if compiler.dynamic_shapes:
+        shapes = [(settings.sequence_lengths[-1], settings.batch_size, f"model{compiler.suffix}")]
+    else:
+        shapes = [(length, batch, f"bucket-{length}{'' if batch > 1 else '-batch1'}{compiler.suffix}")
+                  for length in settings.sequence_lengths for batch in sorted({settings.batch_size, 1}, reverse=True)]
+    buckets: dict[int, dict] = {}
+    for length, batch, name in shapes:
         example_length = min(length, 16) if compiler.dynamic_shapes else length
         started = time.perf_counter()
-        compiler.compile(module, example_inputs(tokenizer, settings.batch_size, example_length), target,
-                         workdir / target.stem)
-        buckets.append({"length": length, "file": target.name,
-                        "compile_seconds": round(time.perf_counter() - started, 3)})
-    return buckets
+        compiler.compile(module, example_inputs(tokenizer, batch, example_length), dest / name,
+                         workdir / Path(name).stem)
+        seconds = round(time.perf_counter() - started, 3)
+        bucket = buckets.setdefault(length, {"length": length, "compile_seconds": 0.0})
+        bucket["file" if batch == settings.batch_size else "single_file"] = name
+        bucket["compile_seconds"] = round(bucket["compile_seconds"] + seconds, 3)
+    return list(buckets.values())
+
+
+def load_modules(compiler, buckets: list[dict], root: Path) -> tuple[dict, dict]:
+    """The compiled modules per length, at BATCH_SIZE and (where compiled) at batch 1."""
+    modules = {b["length"]: compiler.load(root / b["file"]) for b in buckets}
+    single = {b["length"]: compiler.load(root / b["single_file"]) for b in buckets if b.get("single_file")}
+    return modules, single
 
 
 def _measure(pipeline, cases: list[Case], reference: list[dict], task, tol: Tolerance) -> dict:
@@ -142,10 +155,9 @@ def _select_fastest(compilers: list, built: dict, tmp: Path, tokenizer, settings
     reference = [reference_pipeline.predict(case.text, case.params) for case in cases]
     measured = {}
     for compiler in compilers:
-        files = tmp / "backends" / compiler.name
-        modules = {b["length"]: compiler.load(files / b["file"]) for b in built[compiler.name]}
+        modules, single = load_modules(compiler, built[compiler.name], tmp / "backends" / compiler.name)
         runner = BucketedRunner(tokenizer, modules, settings.batch_size, task.token_level,
-                                dynamic=compiler.dynamic_shapes)
+                                dynamic=compiler.dynamic_shapes, single=single)
         measured[compiler.name] = _measure(task.compiled(runner, tmp, card), cases, reference, task,
                                            tolerance(settings))
     passing = [name for name, m in measured.items() if m["passed"]]
@@ -223,10 +235,10 @@ def load_compiled(path: Path, settings: Settings | None = None):
     spec = read_json(path / COMPILED_SPEC)
     compiler = get_compiler(spec["backend"], settings)
     task = get_task(spec["task"])
-    modules = {b["length"]: compiler.load(path / b["file"]) for b in spec["buckets"]}
+    modules, single = load_modules(compiler, spec["buckets"], path)
     tokenizer = AutoTokenizer.from_pretrained(str(path / spec["tokenizer"]), local_files_only=True)
     runner = BucketedRunner(tokenizer, modules, spec["batch_size"], token_level=task.token_level,
-                            dynamic=spec.get("dynamic_shapes", False))
+                            dynamic=spec.get("dynamic_shapes", False), single=single)
     return task.compiled(runner, path, read_json(path / MODEL_CARD))
 
 

@@ -176,3 +176,20 @@ def test_dynamic_shapes_pad_each_batch_to_its_longest_row_only(tokenizer):
     assert forced.bucket == 32 and shapes[-1] == (1, 32) and int(padded) == 4
     with pytest.raises(ValueError, match="one module"):
         BucketedRunner(tokenizer, {16: dynamic, 32: dynamic}, batch_size=BATCH, dynamic=True)
+
+
+def test_a_lone_text_runs_on_the_batch_1_module_without_filler_rows(tokenizer):
+    singles = {}
+
+    class Single(FakeCompiled):
+        def __call__(self, input_ids, attention_mask):
+            assert input_ids.shape == (1, self.length)
+            self.calls += 1
+            return attention_mask.sum(1).float()
+
+    singles = {length: Single(length, False) for length in LENGTHS}
+    runner = BucketedRunner(tokenizer, {n: FakeCompiled(n, False) for n in LENGTHS}, batch_size=BATCH, single=singles)
+    outputs, infos = runner.run([TEXTS["short"][0]])
+    assert int(outputs[0]) == 4 and singles[8].calls == 1 and runner.modules[8].calls == 0
+    runner.run([TEXTS["short"][0], TEXTS["empty"][0]])  # two texts: the batch module, as before
+    assert runner.modules[8].calls == 1 and singles[8].calls == 1
