@@ -51,9 +51,20 @@ def settings_env(monkeypatch, tmp_path):
 PROJECTS = ("keywords", "ner", "sentiment")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """Seed the demo models before xdist starts its workers, when the run includes tests that use
+    them: training beside busy workers oversubscribes the cores (measured: 40 s became 7 minutes)."""
+    config = session.config
+    if hasattr(config, "workerinput") or all("tests/unit" in str(arg) for arg in config.args):
+        return
+    for project in PROJECTS:
+        _seed_shared(config._tmp_path_factory, "master", project)
+
+
 def _seed_shared(tmp_path_factory, worker_id: str, project: str) -> Path:
-    """The registry with `project`'s demo model, seeded once per test run: the first xdist worker
-    to ask seeds it (training, for ner and sentiment) while the others wait on its lock."""
+    """The registry with `project`'s demo model, seeded once per test run (by the session start
+    above, or else by the first xdist worker to ask, while the others wait on its lock)."""
     base = tmp_path_factory.getbasetemp()
     shared = (base.parent if worker_id != "master" else base) / "seeded"
     shared.mkdir(exist_ok=True)
