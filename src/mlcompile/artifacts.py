@@ -133,6 +133,14 @@ class Stage:
             return f"{self.path} files were modified after publishing: {changed}"
         return None
 
+    def recorded_manifest(self) -> dict | None:
+        """The manifest as written, without verifying the files: for reports of a stage this
+        session already verified (re-hashing hundreds of MB to print a line is waste)."""
+        try:
+            return read_json(self.path / MANIFEST)
+        except (OSError, ValueError):
+            return None
+
     def load(self, expected_fingerprint: str | None = None) -> Artifact:
         """The published artifact; ArtifactError if it is missing, stale or corrupted."""
         problem = self.problem(expected_fingerprint)

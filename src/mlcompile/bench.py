@@ -25,7 +25,7 @@ def run(settings: Settings, backends: list[str] | None = None, repeat: int = 3, 
     rows: dict[str, dict] = {"uncompiled": {"backend": "eager CPU pipeline"}}
     for name in backends:
         variant = settings.model_copy(update={"compiler": name, "outputs_dir": root / name})
-        compiled = stages.compile(variant, stages.download(variant))
+        compiled = stages.compile(variant, downloaded)  # one download serves every backend
         pipelines[name] = stages.load_compiled(compiled.path, variant)
         buckets = compiled.info["buckets"]
         rows[name] = {"backend": name, "compile_seconds": round(sum(b["compile_seconds"] for b in buckets), 2),

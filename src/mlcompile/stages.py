@@ -88,8 +88,7 @@ def compilers_for(settings: Settings) -> list:
     return found
 
 
-def compile_fingerprint_inputs(settings: Settings, downloaded: Artifact, compilers: list | None = None) -> dict:
-    compilers = compilers_for(settings) if compilers is None else compilers
+def compile_fingerprint_inputs(settings: Settings, downloaded: Artifact, compilers: list) -> dict:
     return {
         "download": downloaded.fingerprint,
         "task": settings.model_task,

@@ -3,7 +3,6 @@ registered as good and no good run is lost. The README's fault table points at t
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

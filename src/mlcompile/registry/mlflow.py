@@ -58,7 +58,7 @@ class MlflowRegistry:
     def describe(self) -> dict:
         return {"kind": self.kind, "tracking_uri": redacted(self.uri)}
 
-    def _call(self, what: str, fn, missing: str | None = None):
+    def _call(self, what: str, fn, missing=None):
         """Run a client call; MLflow and connection errors become one clear RegistryError."""
         from mlflow.exceptions import MlflowException
 
@@ -66,7 +66,7 @@ class MlflowRegistry:
             return fn()
         except MlflowException as exc:
             if missing is not None and exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                raise RegistryError(missing) from None
+                raise RegistryError(missing() if callable(missing) else missing) from None
             message = str(exc.message).splitlines()[0] if exc.message else type(exc).__name__
             if "Max retries exceeded" in message or "Connection" in message or "API request" in message:
                 raise RegistryError(f"MLflow server at {redacted(self.uri)} cannot be reached ({what}); is it "
@@ -102,16 +102,19 @@ class MlflowRegistry:
         return VersionInfo(project, model, f"{model}-{mv.version}", stage, card, metadata, files,
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mv.creation_timestamp / 1000)))
 
-    def get_version(self, project: str, version_id: str) -> VersionInfo:
+    def _model_version(self, project: str, version_id: str):
         model, number = split_version_id(version_id)
         self._model(project, model)
-        known = ", ".join(v.version_id for v in self.list_versions(project, model)) or "none"
-        mv = self._call(
-            f"get {version_id}", lambda: self.client.get_model_version(model, str(number)),
-            missing=f"model version {version_id} not found in project {project!r} of the MLflow registry at "
-                    f"{redacted(self.uri)} (known versions of {model}: {known})",
-        )
-        return self._info(project, model, mv)
+
+        def missing() -> str:  # listed only on a miss: it downloads every version's card
+            known = ", ".join(v.version_id for v in self.list_versions(project, model)) or "none"
+            return (f"model version {version_id} not found in project {project!r} of the MLflow registry at "
+                    f"{redacted(self.uri)} (known versions of {model}: {known})")
+
+        return self._call(f"get {version_id}", lambda: self.client.get_model_version(model, str(number)), missing)
+
+    def get_version(self, project: str, version_id: str) -> VersionInfo:
+        return self._info(project, split_version_id(version_id)[0], self._model_version(project, version_id))
 
     def _versions(self, model: str, extra: str = "") -> list:
         found = self._call(f"search versions of {model}",
@@ -134,11 +137,10 @@ class MlflowRegistry:
         return self._info(project, model, found[0]) if found else None
 
     def download(self, project: str, version_id: str, dest: Path) -> VersionInfo:
-        version = self.get_version(project, version_id)
-        model, number = split_version_id(version_id)
-        run_id = self._call(f"get {version_id}", lambda: self.client.get_model_version(model, str(number))).run_id
+        mv = self._model_version(project, version_id)
+        version = self._info(project, split_version_id(version_id)[0], mv)
         with tempfile.TemporaryDirectory(prefix="mlcompile-mlflow-") as tmp:
-            self._call(f"download files of {version_id}", lambda: self.client.download_artifacts(run_id, "files", tmp))
+            self._call(f"download files of {version_id}", lambda: self.client.download_artifacts(mv.run_id, "files", tmp))
             copy_verified(Path(tmp) / "files", version, dest)
         return version
 

@@ -594,23 +594,3 @@ def sentiment_corpus(seed: int = 0, size: int = 540) -> list[tuple[str, str]]:
     rng.shuffle(out)
     return out
 
-
-if __name__ == "__main__":
-    import time
-    from collections import Counter
-
-    t0 = time.perf_counter()
-    ner = ner_corpus()
-    t1 = time.perf_counter()
-    sent = sentiment_corpus()
-    t2 = time.perf_counter()
-
-    ent_counts = Counter(t for _, spans in ner for _, _, t in spans)
-    print(f"NER: {len(ner)} sentences, {sum(not s for _, s in ner)} without entities, "
-          f"entities {dict(sorted(ent_counts.items()))}, {1000 * (t1 - t0):.1f} ms")
-    for text, spans in ner[:10]:
-        print(f"  {text!r}  {[(text[a:b], t) for a, b, t in spans]}")
-    print(f"Sentiment: {len(sent)} texts, {dict(sorted(Counter(l for _, l in sent).items()))}, "
-          f"{len({t for t, _ in sent})} unique, {1000 * (t2 - t1):.1f} ms")
-    for text, label in sent[:10]:
-        print(f"  {label:8s}  {text!r}")
