@@ -9,8 +9,9 @@ from fixtures.plugin import upload_or_fail
 pytestmark = pytest.mark.upload
 
 
-def test_upload_registers_validated_version_with_lineage(pipeline, settings, registry, compiled, upload_verdict):
-    uploaded = upload_or_fail(pipeline, compiled, upload_verdict)
+def test_upload_registers_validated_version_with_lineage(pipeline, settings, registry, compiled, upload_verdict,
+                                                         rules):
+    uploaded = upload_or_fail(pipeline, compiled, upload_verdict, rules)
     version = registry.get_version(settings.compiled_project, uploaded.info["version_id"])
     assert version.fingerprint == compiled.content_id
     assert version.card["lineage"]["uncompiled_version"] == settings.uncompiled_with_id

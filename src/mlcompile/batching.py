@@ -20,10 +20,11 @@ CompiledFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class TextInfo:
     tokens: int  # token count with special tokens, before any truncation
     bucket: int  # compiled length that served the text (dynamic shapes: the padded length)
+    kept: int  # tokens the model saw: all of them, or the largest compiled length
     truncated: bool
 
     def as_dict(self) -> dict:
-        return {"tokens": self.tokens, "bucket": self.bucket, "truncated": self.truncated}
+        return {"tokens": self.tokens, "bucket": self.bucket, "kept": self.kept, "truncated": self.truncated}
 
 
 class BucketedRunner:
@@ -99,7 +100,7 @@ class BucketedRunner:
 
     def _info(self, tokens: int, bucket: int | None = None) -> TextInfo:
         own = min(tokens, self.max_length) if self.dynamic else self.bucket_for(tokens)
-        return TextInfo(tokens, bucket or own, tokens > self.max_length)
+        return TextInfo(tokens, bucket or own, min(tokens, self.max_length), tokens > self.max_length)
 
     @torch.inference_mode()
     def run(self, texts: Sequence[str], bucket: int | None = None) -> tuple[list[torch.Tensor], list[TextInfo]]:
@@ -111,10 +112,29 @@ class BucketedRunner:
         outputs, buckets = self.run_ids(ids, bucket)
         return outputs, [self._info(n, b) for n, b in zip(counts, buckets)]
 
+    @property
+    def executables(self) -> list[tuple[int, int | None]]:
+        """The compiled modules as (length, batch): static buckets at batch_size and, where
+        compiled, at batch 1; a dynamic-shape model as (max_length, None)."""
+        if self.dynamic:
+            return [(self.max_length, None)]
+        found = [(length, self.batch_size) for length in self.lengths]
+        return found + [(length, 1) for length in self.single if (length, 1) not in found]
+
+    def _module(self, length: int, rows: int) -> tuple[tuple[int, int | None], CompiledFn]:
+        """The executable that serves `rows` rows at `length`, and its (length, batch) key."""
+        if self.dynamic:
+            return (self.max_length, None), self.modules[self.max_length]
+        if rows == 1 and length in self.single:
+            return (length, 1), self.single[length]
+        return (length, self.batch_size), self.modules[length]
+
     @torch.inference_mode()
-    def run_ids(self, ids: Sequence[Sequence[int]], bucket: int | None = None) -> tuple[list[torch.Tensor], list[int]]:
+    def run_ids(self, ids: Sequence[Sequence[int]], bucket: int | None = None,
+                trace: list | None = None) -> tuple[list[torch.Tensor], list[int]]:
         """Run token id rows (special tokens included, at most max_length long); returns the
-        per-row outputs and the bucket that served each row."""
+        per-row outputs and the bucket that served each row. `trace`, if given, receives per
+        module call the executable's (length, batch) key, the input shape and the row indices."""
         if bucket is not None and (bucket > self.max_length if self.dynamic else bucket not in self.modules):
             raise ValueError(f"no compiled bucket of length {bucket}; compiled: {self.lengths}")
         used = [len(row) for row in ids]
@@ -124,13 +144,10 @@ class BucketedRunner:
         served = [0] * len(ids)
         for length, members in self._batches(used, bucket):
             input_ids, attention_mask = self._pad([list(ids[i]) for i in members], length)
-            if self.dynamic:
-                module = self.modules[self.max_length]
-            elif len(members) == 1 and length in self.single:
-                module = self.single[length]
-            else:
-                module = self.modules[length]
+            key, module = self._module(length, len(members))
             result = module(input_ids, attention_mask)
+            if trace is not None:
+                trace.append((key, tuple(input_ids.shape), list(members)))
             for row, i in enumerate(members):
                 out = result[row, : used[i]] if self.token_level else result[row]
                 outputs[i] = out.detach().clone()

@@ -1,7 +1,7 @@
 """`mlcompile`: run pipeline stages (wraps pytest), seed demo models, inspect the registry.
 
-Exit codes: 0 success; 1 a stage test failed (validation failed, upload refused); 2 configuration
-error; 3 registry error; 4 stage artifact error; other pytest codes pass through (5: no tests)."""
+Exit codes are in mlcompile.errors.EXIT_CODES (and `mlcompile --help`); `run` returns pytest's
+code unchanged, which the pipeline plugin sets to mlcompile's own code for its failures."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import json
 import os
 import sys
 
-from .errors import ConfigError, MlcompileError
+from .errors import MlcompileError, exit_code_table
 from .settings import STAGES, load_settings
-
-PYTEST_USAGE_ERROR = 4
 
 
 def _run(args) -> int:
@@ -26,8 +24,7 @@ def _run(args) -> int:
         pytest_args += ["--rebuild", name]
     if args.workers:
         pytest_args += ["-n", args.workers]
-    code = int(pytest.main(pytest_args + args.pytest_args))
-    return ConfigError.exit_code if code == PYTEST_USAGE_ERROR else code
+    return int(pytest.main(pytest_args + args.pytest_args))
 
 
 def _seed(args) -> int:
@@ -91,7 +88,9 @@ def _settings(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mlcompile", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="mlcompile", description=__doc__.split("\n\n")[0],
+                                     epilog="exit codes:\n" + exit_code_table(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run pipeline stages as pytest (default: COMPILE_PIPELINE_EXECUTION_* or all)")
     run.add_argument("--stage", action="append", choices=STAGES, help="a stage to run (repeatable)")

@@ -1,4 +1,22 @@
-"""Errors users see. Each carries the process exit code the CLI returns for it."""
+"""Errors users see, and the exit codes of `mlcompile run` and `pytest pipeline_tests`.
+
+pytest owns 0-5 (0 passed, 1 tests failed, 2 interrupted, 3 internal error, 4 usage error,
+5 no tests collected); mlcompile's own failures use numbers above that range, so a code always
+says which kind of failure happened."""
+
+EXIT_CODES = {
+    0: "every selected stage passed (with upload: the version is registered, or was already)",
+    1: "a check failed: validation did not pass, or the upload gate refused",
+    2: "interrupted (pytest)",
+    3: "internal error (pytest)",
+    4: "pytest usage error (bad command-line arguments)",
+    5: "no tests selected (pytest)",
+    10: "configuration error: a bad or missing setting, unknown project/compiler/registry, "
+        "COMPILER=neuron without torch-neuronx",
+    11: "registry error: unknown model or version, corrupted or incomplete version, unreadable card, "
+        "server down, token rejected",
+    12: "stage artifact error: a stage output cannot be built, read or verified",
+}
 
 
 class MlcompileError(Exception):
@@ -8,22 +26,27 @@ class MlcompileError(Exception):
 class ConfigError(MlcompileError):
     """A setting is missing or invalid."""
 
-    exit_code = 2
+    exit_code = 10
 
 
 class RegistryError(MlcompileError):
     """The registry refused or failed a request (unknown model/version, bad files, ...)."""
 
-    exit_code = 3
+    exit_code = 11
 
 
 class ArtifactError(MlcompileError):
     """A stage output is missing, incomplete or does not match its manifest."""
 
-    exit_code = 4
+    exit_code = 12
 
 
 class UploadRefused(MlcompileError):
-    """Upload was refused because validation did not pass for this exact artifact."""
+    """Upload was refused because validation did not pass for this exact artifact under the
+    current rules."""
 
     exit_code = 1
+
+
+def exit_code_table() -> str:
+    return "\n".join(f"  {code:>2}  {meaning}" for code, meaning in EXIT_CODES.items())

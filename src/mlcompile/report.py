@@ -1,85 +1,12 @@
-"""The validation verdict and the HTML validation report registered with a compiled model."""
+"""The HTML validation report registered with a compiled model, and the words a run uses to
+describe what it did to a case's text."""
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
 
 from .compare import CheckResult
-
-PASSED = "passed"
-
-
-@dataclass
-class Verdict:
-    """What one validation of one compiled artifact showed.
-
-    `expected` lists every check id the cases call for; `outcomes` maps check ids that ran to
-    passed/failed/error/skipped; `results` holds the structured results of checks that ran."""
-
-    compile_fingerprint: str
-    validate_fingerprint: str
-    expected: list[str]
-    outcomes: dict[str, str] = field(default_factory=dict)
-    results: dict[str, dict] = field(default_factory=dict)
-    messages: dict[str, str] = field(default_factory=dict)  # why a check did not pass
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.expected) and all(self.outcomes.get(c) == PASSED for c in self.expected)
-
-    def problems(self, limit: int = 10) -> list[str]:
-        """Why this verdict does not allow an upload (empty when it does)."""
-        if not self.expected:
-            return ["no validation checks were defined (no cases?)"]
-        missing = [c for c in self.expected if c not in self.outcomes]
-        bad = [c for c in self.expected if c in self.outcomes and self.outcomes[c] != PASSED]
-        lines = [f"{c}: {self.outcomes[c]}: {self.messages.get(c, '')}".rstrip(": ") for c in bad[:limit]]
-        if len(bad) > limit:
-            lines.append(f"... and {len(bad) - limit} more checks that did not pass")
-        if missing:
-            lines.append(
-                f"{len(missing)} of {len(self.expected)} checks did not run (e.g. {', '.join(missing[:3])}); "
-                "run the whole validate stage"
-            )
-        return lines
-
-    def summary(self) -> dict:
-        counts: dict[str, int] = {}
-        for check in self.expected:
-            outcome = self.outcomes.get(check, "not run")
-            counts[outcome] = counts.get(outcome, 0) + 1
-        margins = [(r["margin"], cid) for cid, r in self.results.items() if r.get("margin") is not None]
-        truncated = sorted(
-            {r["case"] for r in self.results.values() if r.get("details", {}).get("compiled_text", {}).get("truncated")}
-        )
-        worst = min(margins) if margins else None
-        return {
-            "passed": self.passed,
-            "checks": len(self.expected),
-            "cases": len({c.split("::")[0] for c in self.expected}),
-            "outcomes": counts,
-            "smallest_margin": {"check": worst[1], "margin": worst[0]} if worst else None,
-            "truncated_cases": truncated,
-        }
-
-    def as_dict(self) -> dict:
-        return {
-            "compile_fingerprint": self.compile_fingerprint,
-            "validate_fingerprint": self.validate_fingerprint,
-            "expected": self.expected,
-            "outcomes": self.outcomes,
-            "results": self.results,
-            "messages": self.messages,
-            "summary": self.summary(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Verdict":
-        return cls(
-            data["compile_fingerprint"], data["validate_fingerprint"], list(data["expected"]),
-            dict(data["outcomes"]), dict(data["results"]), dict(data.get("messages", {})),
-        )
+from .verdict import Verdict
 
 
 def text_info_label(info: dict | None) -> str:
@@ -91,6 +18,25 @@ def text_info_label(info: dict | None) -> str:
     if info.get("truncated"):
         label += " TRUNCATED"
     return label
+
+
+def truncation_note(case: str, compiled: dict | None, reference: dict | None) -> str | None:
+    """Which pipeline cut the case's text, and where; None when neither did."""
+    if not compiled or not (compiled.get("truncated") or (reference or {}).get("truncated")):
+        return None
+    tokens = compiled["tokens"]
+    ours = (f"the compiled pipeline kept the first {compiled['kept']} (its largest compiled length)"
+            if compiled["truncated"] else "the compiled pipeline kept all of them")
+    if reference is None:
+        return f"case {case}: {tokens} tokens; {ours}"
+    theirs = (f"the uncompiled pipeline the first {reference['kept']} (the model's maximum)"
+              if reference["truncated"] else "the uncompiled pipeline all of them")
+    note = f"case {case}: {tokens} tokens; {ours}, {theirs}"
+    if compiled["kept"] != reference["kept"]:
+        note += ("; the two models saw different text, so their outputs may differ: make the largest of "
+                 f"SEQUENCE_LENGTHS {reference['kept'] if reference['truncated'] else 'the model maximum'} "
+                 "to match the uncompiled pipeline")
+    return note
 
 
 def result_cells(result: CheckResult | dict) -> dict[str, str]:
@@ -107,11 +53,28 @@ def result_cells(result: CheckResult | dict) -> dict[str, str]:
     }
 
 
+def coverage_table(coverage: list[dict]) -> str:
+    """Every compiled executable: the shapes it ran at, the cases whose rows it ran, how close it came."""
+    rows = "".join(
+        f'<tr class="{"passed" if e["passed"] else "failed"}"><td>{"passed" if e["passed"] else "FAILED"}</td>'
+        + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+            e["executable"], e["shape"], ", ".join("x".join(map(str, shape)) for shape in e["ran_shapes"]),
+            ", ".join(e["cases"]), "" if e["margin"] is None else f"{e['margin']:.3g}", e["message"]))
+        + "</tr>"
+        for e in coverage
+    )
+    return ("<p>Every compiled executable, run on rows from the cases (a full batch where it takes one) and "
+            "compared row by row with the uncompiled model on the same tokens.</p>\n"
+            "<table><tr><th>outcome</th><th>executable</th><th>compiled shape</th><th>ran at (batch x length)</th>"
+            "<th>cases</th><th>margin</th><th>message</th></tr>\n"
+            + (rows or '<tr><td colspan="7">coverage did not run</td></tr>') + "\n</table>")
+
+
 def render_html(verdict: Verdict, title: str, lineage: dict) -> str:
     """A self-contained page: verdict, lineage and one row per check."""
     summary = verdict.summary()
     rows = []
-    for check_id in verdict.expected:
+    for check_id in verdict.rules.checks:
         outcome = verdict.outcomes.get(check_id, "not run")
         result = verdict.results.get(check_id)
         cells = result_cells(result) if result else {"case": check_id.split("::")[0], "check": check_id.split("::")[-1]}
@@ -137,8 +100,11 @@ tr.not.run td:first-child {{ color: #b00020; font-weight: bold; }}
 <h1>{html.escape(title)}: {status}</h1>
 <p>{summary['checks']} checks over {summary['cases']} cases: {html.escape(str(summary['outcomes']))}.
 Smallest margin to tolerance: {html.escape(str(summary['smallest_margin']))}.
-Truncated inputs: {html.escape(', '.join(summary['truncated_cases']) or 'none')}.</p>
+Truncated inputs: {html.escape(', '.join(summary['truncated_cases']) or 'none')}.
+Tolerance: atol {verdict.rules.atol:g}, rtol {verdict.rules.rtol:g}.</p>
 <table>{lineage_rows}</table>
+<h2>Coverage of the compiled artifact</h2>
+{coverage_table(verdict.coverage)}
 <h2>Checks</h2>
 <table><tr><th>outcome</th><th>case</th><th>check</th><th>observed |diff|</th><th>allowed</th><th>margin</th>
 <th>input</th><th>message</th></tr>

@@ -84,7 +84,10 @@ class Settings(BaseSettings):
     def _sorted_unique(cls, value: list[int]) -> list[int]:
         if not value:
             raise ValueError("needs at least one length, e.g. 16,256")
-        return sorted(set(value))
+        repeated = sorted({length for length in value if value.count(length) > 1})
+        if repeated:
+            raise ValueError(f"lists {', '.join(map(str, repeated))} more than once; give each length once")
+        return sorted(value)
 
     @field_validator("uncompiled_model", "compiled_model")
     @classmethod
@@ -162,11 +165,26 @@ def load_settings(**overrides) -> Settings:
                 where = ", ".join(["the environment", *(str(f) for f in files)])
                 problems.append(f"{var}: not set (looked in {where})")
                 continue
-            shown = "<hidden>" if var.endswith("TOKEN") else repr(value)
-            problems.append(f"{var}={shown} ({source}): {error['msg']}")
+            problems.append(f"{_shown(var, value, source)}: {error['msg']}")
     if settings is not None and not settings.cases_file.is_file():
         _, source = _lookup("CASES_FILE", environ, files)
         problems.append(f"CASES_FILE={str(settings.cases_file)!r} ({source}): file does not exist")
     if problems:
         raise ConfigError("Invalid settings:\n  " + "\n  ".join(problems))
     return settings
+
+
+def _shown(var: str, value: str | None, source: str) -> str:
+    shown = "<hidden>" if var.endswith("TOKEN") else repr(value)
+    return f"{var}={shown} ({source})"
+
+
+def invalid(problems: dict[str, list[str]]) -> ConfigError:
+    """One error naming each bad variable, its value and where it was read from, for values that
+    can only be judged later (e.g. against the downloaded model)."""
+    files = env_files()
+    lines = []
+    for var, messages in problems.items():
+        value, source = _lookup(var, os.environ, files)
+        lines.append(f"{_shown(var, value, source)}: {'; '.join(messages)}")
+    return ConfigError("Invalid settings:\n  " + "\n  ".join(lines))

@@ -1,8 +1,9 @@
-"""Check outcomes of one pytest run, shared between processes (xdist workers) through files.
+"""Outcomes of one pytest run, shared between processes (xdist workers) through files.
 
 pytest-dependency cannot see results from other xdist workers, so each process writes the
-outcome of every validate check it ran here; the upload gate and the end-of-session publisher
-read them back. One directory per test run (xdist's testrun uid)."""
+outcome of every validate check it ran here, the errors that decide the exit code, and what the
+upload did; the upload gate and the end-of-session summary read them back. One directory per
+test run (xdist's testrun uid)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import time
 from pathlib import Path
 
 from .artifacts import read_json, write_json_atomic
-from .report import Verdict
+from .verdict import Rules, Verdict
 
 PLAN = "plan.json"
+UPLOAD = "upload.json"
 
 
 class CheckSpool:
@@ -64,7 +66,7 @@ class CheckSpool:
         plan = self.plan()
         if plan is None:
             return None
-        verdict = Verdict(plan["compile_fingerprint"], plan["validate_fingerprint"], list(plan["expected"]))
+        verdict = Verdict(plan["compiled_content_id"], Rules.from_dict(plan["rules"]))
         for record in self.outcomes():
             check_id = record["check_id"]
             verdict.outcomes[check_id] = record["outcome"]
@@ -73,6 +75,14 @@ class CheckSpool:
             if record["message"]:
                 verdict.messages[check_id] = record["message"]
         return verdict
+
+    def write_upload(self, outcome: str, message: str, version_id: str | None = None) -> None:
+        """What this run's upload did: registered, existing (nothing new), refused or failed."""
+        write_json_atomic(self.root / UPLOAD, {"outcome": outcome, "message": message, "version_id": version_id})
+
+    def upload(self) -> dict | None:
+        path = self.root / UPLOAD
+        return read_json(path) if path.is_file() else None
 
     def live_results(self) -> bool:
         """True when some check ran for real (not replayed from a published verdict)."""

@@ -15,11 +15,16 @@ from . import __version__
 from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomic
 from .batching import BucketedRunner, example_inputs
 from .compilers import candidates, get_compiler
+from .coverage import Executable, executables
 from .errors import ArtifactError, ConfigError, RegistryError, UploadRefused
+from .gate import refusal
 from .registry import MODEL_CARD, open_registry
-from .report import Verdict, render_html
+from .report import render_html, truncation_note
 from .settings import Settings
-from .tasks import Case, Tolerance, check_ids, get_task
+from .shapes import check_lengths
+from .tasks import COVERAGE_CHECK, Case, Tolerance, get_task
+from .validation import Validation
+from .verdict import Rules, Verdict
 
 log = logging.getLogger(__name__)
 COMPILED_SPEC = "compiled.json"
@@ -141,7 +146,10 @@ def _measure(pipeline, cases: list[Case], reference: list[dict], task, tol: Tole
         seconds = min(seconds, time.perf_counter() - started)
     failed = [f"{case.id}::{check}" for case, observed, expected in zip(cases, predictions, reference)
               for check, result in task.compare(case.id, observed, expected, tol).items() if not result.passed]
-    return {"seconds": round(seconds, 4), "passed": not failed, "failed_checks": failed[:5]}
+    cut = [note for case, observed, expected in zip(cases, predictions, reference)
+           if observed["text_info"]["kept"] != expected["text_info"]["kept"]
+           and (note := truncation_note(case.id, observed["text_info"], expected["text_info"]))]
+    return {"seconds": round(seconds, 4), "passed": not failed, "failed_checks": failed, "cut_differently": cut}
 
 
 def _select_fastest(compilers: list, built: dict, tmp: Path, tokenizer, settings: Settings,
@@ -161,18 +169,29 @@ def _select_fastest(compilers: list, built: dict, tmp: Path, tokenizer, settings
                                            tolerance(settings))
     passing = [name for name, m in measured.items() if m["passed"]]
     if not passing:
-        raise ArtifactError(f"COMPILER=auto: no backend matches the uncompiled model on the cases: {measured}")
+        raise ArtifactError(_no_match(measured))
     return {"picked": min(passing, key=lambda name: measured[name]["seconds"]), "candidates": measured,
             "workload": f"the task pipeline on {len(cases)} validation cases, best of {MEASURED_PASSES} passes "
                         "after a warm-up"}
+
+
+def _no_match(measured: dict) -> str:
+    lines = [f"{name}: {len(m['failed_checks'])} checks failed: {', '.join(m['failed_checks'][:6])}"
+             + (" ..." if len(m["failed_checks"]) > 6 else "") for name, m in measured.items()]
+    cut = next((m["cut_differently"] for m in measured.values() if m["cut_differently"]), [])
+    if cut:
+        lines.append(f"{len(cut)} cases were cut by the compiled lengths where the uncompiled pipeline was not, "
+                     f"which alone makes outputs differ; e.g. {cut[0]}")
+    return "COMPILER=auto: no backend matches the uncompiled model on the validation cases:\n  " + "\n  ".join(lines)
 
 
 def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Artifact:
     from transformers import AutoConfig, AutoTokenizer
 
     compilers = compilers_for(settings)
-    inputs = compile_fingerprint_inputs(settings, downloaded, compilers)
     task = get_task(settings.model_task)
+    check_lengths(settings, task, downloaded.path)  # before compiling anything
+    inputs = compile_fingerprint_inputs(settings, downloaded, compilers)
 
     def build(tmp: Path) -> dict:
         module = task.traceable(downloaded.path)
@@ -273,6 +292,9 @@ def load_cases(settings: Settings, downloaded: Artifact) -> list[Case]:
                 Case(f"registry-{item['id']}", item["text"], {**card_params, **params}, expected, "registry")
             )
     for item in _read_cases_file(Path(settings.cases_file)):
+        if item["id"] == COVERAGE_CHECK.split("::")[0]:
+            raise ConfigError(f"CASES_FILE={str(settings.cases_file)!r}: case id {item['id']!r} is reserved for "
+                              "the compiled artifact's coverage check; rename the case")
         cases.append(
             Case(item["id"], item["text"], {**card_params, **item.get("params", {})}, None,
                  str(settings.cases_file), item.get("note", ""))
@@ -285,24 +307,34 @@ def load_cases(settings: Settings, downloaded: Artifact) -> list[Case]:
     return cases
 
 
-def expected_checks(settings: Settings, cases: list[Case]) -> list[str]:
-    return check_ids(get_task(settings.model_task), cases)
-
-
-def validate_fingerprint(settings: Settings, compiled: Artifact, cases: list[Case]) -> str:
-    return fingerprint(
-        {
-            "compile": compiled.content_id,
-            "cases": [case.__dict__ for case in cases],
-            "atol": settings.atol,
-            "rtol": settings.rtol,
-            "mlcompile": __version__,
-        }
-    )
-
-
 def tolerance(settings: Settings) -> Tolerance:
     return Tolerance(settings.atol, settings.rtol)
+
+
+def validation_rules(settings: Settings, cases: list[Case]) -> Rules:
+    """The cases, checks and tolerances the current settings call for."""
+    return Rules.build(get_task(settings.model_task), cases, tolerance(settings))
+
+
+def compiled_executables(compiled: Artifact) -> list[Executable]:
+    """Every executable of the compiled artifact (each file at its compiled shape)."""
+    spec = read_json(compiled.path / COMPILED_SPEC)
+    return executables(spec, list(compiled.manifest["files"]), get_compiler(spec["backend"]).suffix)
+
+
+def validation(settings: Settings, downloaded: Artifact, compiled: Artifact, cases: list[Case], rules: Rules,
+               recorded: Verdict | None = None, compiled_loader=None, reference_loader=None) -> Validation:
+    """The validation of `compiled` against the downloaded model under `rules`; the pipelines load
+    on first use (callers that hold them already pass their own loaders)."""
+    task = get_task(settings.model_task)
+    return Validation(
+        task=task, cases=cases, rules=rules, compiled_content_id=compiled.content_id,
+        load_compiled=compiled_loader or (lambda: load_compiled(compiled.path, settings)),
+        load_reference=reference_loader or (lambda: load_reference(settings, downloaded)),
+        load_eager=lambda: task.traceable(downloaded.path),
+        executables=lambda: compiled_executables(compiled),
+        recorded=recorded,
+    )
 
 
 def publish_validation(settings: Settings, verdict: Verdict, pytest_report: Path | None) -> Artifact:
@@ -318,34 +350,29 @@ def publish_validation(settings: Settings, verdict: Verdict, pytest_report: Path
 
     # A new validation run is new evidence: always publish it.
     return stage(settings, "validate").publish(
-        verdict.validate_fingerprint, build, {"compile": verdict.compile_fingerprint}
+        verdict.validate_fingerprint, build, {"compiled": verdict.compiled_content_id, "rules": verdict.rules.as_dict()}
     )
 
 
 def published_verdict(settings: Settings) -> Verdict | None:
-    """The verdict of an earlier validate run, if its artifact verifies."""
+    """The verdict of an earlier validate run, if its artifact verifies and this mlcompile reads it."""
     target = stage(settings, "validate")
     if target.problem() is not None:
         return None
-    return Verdict.from_dict(read_json(target.path / "verdict.json"))
+    try:
+        return Verdict.from_dict(read_json(target.path / "verdict.json"))
+    except (KeyError, TypeError, ValueError):
+        log.warning("%s was written by an older mlcompile; validate again", target.path / "verdict.json")
+        return None
 
 
 # upload -----------------------------------------------------------------
-def upload(settings: Settings, compiled: Artifact, verdict: Verdict | None) -> Artifact:
-    """Register the compiled artifact, only if `verdict` shows every check of it passed."""
-    if verdict is None:
-        raise UploadRefused(
-            "upload refused: no validation verdict for this compiled model; run the validate stage first "
-            "(pytest -m validate, or make validate)"
-        )
-    if verdict.compile_fingerprint != compiled.content_id:
-        raise UploadRefused(
-            "upload refused: the validation verdict is for another compiled artifact (compile fingerprint "
-            f"{verdict.compile_fingerprint[:12]}, current {compiled.content_id[:12]}); the model was recompiled "
-            "since it was validated: run the validate stage again"
-        )
-    if not verdict.passed:
-        raise UploadRefused("upload refused: validation did not pass:\n  " + "\n  ".join(verdict.problems()))
+def upload(settings: Settings, compiled: Artifact, verdict: Verdict | None, rules: Rules) -> Artifact:
+    """Register the compiled artifact, only if `verdict` shows every check of it passed under
+    `rules` (what the current settings call for)."""
+    refused = refusal(verdict, compiled.content_id, rules)
+    if refused:
+        raise UploadRefused(refused)
 
     registry = open_registry(settings)
     project, model = settings.compiled_project, settings.compiled_model
@@ -353,7 +380,7 @@ def upload(settings: Settings, compiled: Artifact, verdict: Verdict | None) -> A
     lineage = {
         "uncompiled_project": settings.uncompiled_project,
         "uncompiled_version": spec["source_version"],
-        "compile_fingerprint": compiled.content_id,
+        "compiled_content_id": compiled.content_id,
         "validate_fingerprint": verdict.validate_fingerprint,
         "compiler": spec["backend"],
         "compiler_settings": spec["compiler_settings"],

@@ -1,17 +1,19 @@
 """Validation of one compiled artifact against the uncompiled pipeline, case by case.
 
 Predictions are computed once per case (compiled and reference) and every check of that case is
-derived from them. When an earlier validate run of the same validate fingerprint passed and is
-published, its recorded results are replayed instead (a warm re-run reuses the stage)."""
+derived from them; the artifact's coverage check runs every compiled executable (mlcompile.coverage).
+When an earlier validate run of the same artifact under the same rules passed and is published,
+its recorded results are replayed instead (a warm re-run reuses the stage)."""
 
 from __future__ import annotations
 
 from functools import cached_property
 from typing import Callable
 
+from . import coverage
 from .compare import CheckResult
-from .report import Verdict
-from .tasks import Case, TaskFamily, Tolerance, check_ids
+from .tasks import COVERAGE_CHECK, Case, TaskFamily
+from .verdict import Rules, Verdict
 
 
 class Validation:
@@ -19,36 +21,35 @@ class Validation:
         self,
         task: TaskFamily,
         cases: list[Case],
-        tolerance: Tolerance,
-        compile_fingerprint: str,
-        validate_fingerprint: str,
+        rules: Rules,
+        compiled_content_id: str,
         load_compiled: Callable[[], object],
         load_reference: Callable[[], object],
+        load_eager: Callable[[], Callable],
+        executables: Callable[[], list[coverage.Executable]],
         recorded: Verdict | None = None,
     ):
         self.task = task
         self.cases = {case.id: case for case in cases}
-        self.tolerance = tolerance
-        self.compile_fingerprint = compile_fingerprint
-        self.validate_fingerprint = validate_fingerprint
+        self.rules = rules
+        self.tolerance = rules.tolerance
+        self.compiled_content_id = compiled_content_id
         self._load_compiled = load_compiled
         self._load_reference = load_reference
+        self._load_eager = load_eager  # the uncompiled module the artifact was compiled from
+        self._executables = executables
         self._results: dict[str, dict[str, CheckResult]] = {}
+        fresh = Verdict(compiled_content_id, rules)
         reusable = (
             recorded is not None
             and recorded.passed
-            and recorded.validate_fingerprint == validate_fingerprint
-            and recorded.expected == self.expected
+            and recorded.validate_fingerprint == fresh.validate_fingerprint
         )
         self.recorded = recorded if reusable else None
 
     @property
     def reused(self) -> bool:
         return self.recorded is not None
-
-    @cached_property
-    def expected(self) -> list[str]:
-        return check_ids(self.task, list(self.cases.values()))
 
     @cached_property
     def compiled(self):
@@ -64,9 +65,17 @@ class Validation:
             result = CheckResult.from_dict(self.recorded.results[check_id])
             result.details["reused"] = True
             return result
+        if check_id == COVERAGE_CHECK:
+            return self._coverage()
         if case_id not in self._results:
             self._results[case_id] = self._evaluate(self.cases[case_id])
         return self._results[case_id][check]
+
+    def _coverage(self) -> CheckResult:
+        runner = self.compiled.runner
+        ids, _ = runner.encode([case.text for case in self.cases.values()])
+        rows = list(zip(self.cases, ids))
+        return coverage.check(runner, self._load_eager(), self._executables(), rows, self.tolerance)
 
     def _evaluate(self, case: Case) -> dict[str, CheckResult]:
         compiled = self.compiled.predict(case.text, case.params)
@@ -103,9 +112,5 @@ class Validation:
         return variants
 
     def plan(self) -> dict:
-        return {
-            "compile_fingerprint": self.compile_fingerprint,
-            "validate_fingerprint": self.validate_fingerprint,
-            "expected": self.expected,
-            "reused": self.reused,
-        }
+        """What the spool needs to assemble this run's verdict from the outcomes of every process."""
+        return {"compiled_content_id": self.compiled_content_id, "rules": self.rules.as_dict(), "reused": self.reused}

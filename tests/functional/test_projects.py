@@ -38,7 +38,7 @@ def test_make_run_project_validates_and_registers(project, compiler, seeded_regi
 
     verdict = json.loads((tmp_path / "outputs" / "validate" / "verdict.json").read_text())
     assert verdict["summary"]["passed"] is True
-    cases = {check_id.split("::")[0] for check_id in verdict["expected"]}
+    cases = set(verdict["rules"]["cases"])
     task = get_task(project)
     assert len(cases) >= 10 and all(f"{case}::invariance" in verdict["results"] for case in cases)
     assert {c for c in cases if c.startswith("registry-")} == {f"registry-{i['id']}" for i in task.demo_inputs}
@@ -50,6 +50,10 @@ def test_make_run_project_validates_and_registers(project, compiler, seeded_regi
     lengths = [bucket["length"] for bucket in spec["buckets"]]
     tokenizer_config = json.loads((tmp_path / "outputs" / "compile" / "tokenizer" / "tokenizer_config.json").read_text())
     assert tokenizer_config["model_max_length"] == max(lengths)  # the saved tokenizer truncates where buckets end
+    coverage = verdict["summary"]["coverage"]  # every compiled file ran on case rows and matched
+    assert [e["executable"] for e in coverage] == [f for b in spec["buckets"] for f in (b["file"], b.get("single_file"))
+                                                   if f]
+    assert all(e["passed"] and e["cases"] for e in coverage)
     served = {r["details"]["compiled_text"]["bucket"] for r in verdict["results"].values() if "compiled_text" in r["details"]}
     if spec["dynamic_shapes"]:  # one model for every shape; a case reports its padded length
         assert spec["backend"] == "onnx" and [b["file"] for b in spec["buckets"]] == ["model.onnx"]

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from mlcompile.artifacts import MANIFEST, Stage
+from mlcompile.errors import RegistryError
 from mlcompile.registry.local import LocalRegistry
 
 from ..conftest import REPO, pipeline_env, run_cli
@@ -50,7 +51,7 @@ def test_fault_registry_file_corrupted_fails_download_and_writes_nothing(workspa
     version_dir = workspace / "registry" / PROJECT / "KEYWORDS-TRAINED" / "KEYWORDS-TRAINED-1"
     flip_byte(next((version_dir / "files").rglob("model.safetensors")))
     done = run_cli(workspace, "run", "--stage", "download")
-    assert done.returncode == 3  # registry error
+    assert done.returncode == 11  # registry error
     assert "does not match its recorded sha256" in done.output
     assert not (workspace / "outputs" / "download").exists()  # nothing downloaded half
 
@@ -87,7 +88,7 @@ def test_fault_secrets_never_reach_logs_reports_manifests_or_the_registry(worksp
     done = run_cli(workspace, "run", **SENTINELS)
     assert done.returncode == 0, done.output
     failed = run_cli(workspace, "run", BATCH_SIZE="many", **SENTINELS)  # an error path prints settings
-    assert failed.returncode == 2
+    assert failed.returncode == 10  # configuration error
     settings = run_cli(workspace, "settings", **SENTINELS)
     texts = {"stdout/stderr": done.output + failed.output + settings.output}
     for root in (workspace / "outputs", workspace / "registry"):
@@ -113,11 +114,12 @@ def test_fault_registry_write_fails_halfway_then_a_retry_registers_once(tmp_path
 
     with monkeypatch.context() as patch:
         patch.setattr(local, "write_json_atomic", fail)
-        with pytest.raises(OSError, match="injected"):
+        with pytest.raises(RegistryError, match="could not write version KEYWORDS-COMPILED-1: disk full .injected."):
             registry.register(PROJECT, "KEYWORDS-COMPILED", files, {}, {}, "fp")
     assert registry.list_versions(PROJECT, "KEYWORDS-COMPILED") == []  # nothing visible as registered
     version, created = registry.register(PROJECT, "KEYWORDS-COMPILED", files, {}, {}, "fp")
     again, created_again = registry.register(PROJECT, "KEYWORDS-COMPILED", files, {}, {}, "fp")
     assert created and not created_again and version.version_id == again.version_id == "KEYWORDS-COMPILED-1"
     model_dir = tmp_path / "registry" / PROJECT / "KEYWORDS-COMPILED"
-    assert sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(".lock")) == ["KEYWORDS-COMPILED-1"]
+    assert sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(".lock")) == [
+        "KEYWORDS-COMPILED-1", "counter.json"]

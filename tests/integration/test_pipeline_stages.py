@@ -21,10 +21,28 @@ def compiled_versions(workspace):
 
 
 def test_stages_one_by_one_register_once_and_reuse(workspace):
-    for stage in ("download", "compile", "validate", "upload"):
+    for stage in ("download", "compile"):
         done = run_pipeline(workspace, "-m", stage)
         assert done.returncode == 0, done.output
-        assert f"{stage}: " in done.output or stage == "validate", done.output
+        assert f"{stage}: " in done.output, done.output
+
+    # A verdict made under looser rules (tolerances, fewer cases) does not let the upload through.
+    one_case = workspace / "one-case.json"
+    one_case.write_text('[{"id": "only", "text": "Supervised learning maps inputs to outputs."}]')
+    loose = run_pipeline(workspace, "-m", "validate", ATOL="0.5", RTOL="0.5", CASES_FILE=one_case)
+    assert loose.returncode == 0, loose.output
+    refused = run_pipeline(workspace, "-m", "upload")
+    assert refused.returncode == 1
+    assert "the validation verdict was made under other rules than the current settings call for" in refused.output
+    assert "ATOL: 0.5 in the verdict, 0.001 now" in refused.output
+    assert "cases the verdict did not check: supervised-learning-en, long-document" in refused.output
+    assert "cases checked that the current cases do not have: only" in refused.output
+    assert compiled_versions(workspace) == []
+
+    for stage in ("validate", "upload"):
+        done = run_pipeline(workspace, "-m", stage)
+        assert done.returncode == 0, done.output
+    assert "upload: registered KEYWORDS-COMPILED-1" in done.output
 
     outputs = workspace / "outputs"
     compile_id = Stage(outputs, "compile").load().content_id  # inputs and bytes of this build
@@ -60,14 +78,18 @@ def test_stages_one_by_one_register_once_and_reuse(workspace):
     refused = run_pipeline(workspace, "-m", "upload", BATCH_SIZE=4)
     assert refused.returncode == 1
     assert "recompiled since it was validated" in refused.output
+    # The summary says what this run did, not what an earlier run recorded.
+    assert "upload: refused: the validation verdict is for another compiled artifact" in refused.output
+    assert "already registered" not in refused.output
     assert len(compiled_versions(workspace)) == 1
 
 
-def perturb_compiled_model(outputs, scale: float = 1.3) -> None:
-    """Simulate a faulty compiler: scale the last layer's weights in every bucket and re-seal the
-    manifest, so the artifact verifies but computes something else."""
+def perturb_compiled_model(outputs, scale: float = 1.3, files: str = "bucket-256.pt") -> None:
+    """Simulate a faulty compiler: scale the last layer's weights in `files` and re-seal the
+    manifest, so the artifact verifies but computes something else. By default only the full
+    batch of the largest bucket, which no case alone reaches: the artifact's coverage check must."""
     compiled = outputs / "compile"
-    for bucket in compiled.glob("bucket-*.pt"):
+    for bucket in compiled.glob(files):
         module = torch.jit.load(str(bucket))
         with torch.no_grad():
             for name, param in module.named_parameters():
@@ -88,10 +110,12 @@ def test_perturbed_compiled_model_fails_validation_and_blocks_upload(workspace, 
     done = run_pipeline(workspace, "-n", workers)
     assert done.returncode == 1
     assert "upload refused: validation did not pass" in done.output
-    assert "::embedding: failed" in done.output
+    assert "compiled-artifact::coverage: failed: 1 of 6 compiled executables differ" in done.output
+    assert "upload: refused: validation did not pass" in done.output  # the run's summary
     assert compiled_versions(workspace) == []
     verdict = json.loads((workspace / "outputs" / "validate" / "verdict.json").read_text())
     assert verdict["summary"]["passed"] is False
+    assert [e["executable"] for e in verdict["summary"]["coverage"] if not e["passed"]] == ["bucket-256.pt"]
 
     # A later upload-only run reads the published (failed) verdict and refuses too.
     later = run_pipeline(workspace, "-m", "upload")

@@ -78,7 +78,7 @@ def test_outputs_come_back_in_callers_order_token_level(tokenizer):
 def test_text_longer_than_largest_bucket_is_truncated_and_reported(tokenizer):
     runner = make_runner(tokenizer, token_level=True)
     outputs, infos = runner.run([TEXTS["too_long"][0], TEXTS["short"][0]])
-    assert infos[0].as_dict() == {"tokens": 42, "bucket": 32, "truncated": True}
+    assert infos[0].as_dict() == {"tokens": 42, "bucket": 32, "kept": 32, "truncated": True}
     assert infos[1].truncated is False
     assert outputs[0].shape == (32,)
     assert outputs[0][0] == tokenizer.cls_token_id and outputs[0][-1] == tokenizer.sep_token_id
@@ -101,7 +101,7 @@ def test_empty_input_list_returns_empty_lists(tokenizer):
 def test_empty_string_works(tokenizer):
     outputs, infos = make_runner(tokenizer).run([""])
     assert int(outputs[0]) == 2
-    assert infos[0].as_dict() == {"tokens": 2, "bucket": 8, "truncated": False}
+    assert infos[0].as_dict() == {"tokens": 2, "bucket": 8, "kept": 2, "truncated": False}
 
 
 def test_no_buckets_is_an_error(tokenizer):

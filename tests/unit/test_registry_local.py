@@ -209,3 +209,50 @@ def test_registered_files_are_read_only(registry, files):
     version, _ = register(registry, files, "fp1")
     stored = stored_files(registry, version.version_id)
     assert all(not (p.stat().st_mode & 0o222) for p in stored.rglob("*") if p.is_file())
+
+
+def test_a_version_deleted_by_hand_is_never_handed_out_again(registry, files):
+    import shutil
+
+    first, _ = register(registry, files, "fp1")
+    version_dir = stored_files(registry, first.version_id).parent
+    for path in version_dir.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    shutil.rmtree(version_dir)
+    again, created = register(registry, files, "fp2")
+    assert created and again.version_id == f"{MODEL}-2"  # the counter remembers 1
+
+
+def test_stray_and_half_written_directories_are_skipped_not_raw_errors(registry, files, caplog):
+    register(registry, files, "fp1")
+    model_dir = stored_files(registry, f"{MODEL}-1").parent.parent
+    (model_dir / f"{MODEL}-2").mkdir()  # stray: no version.json
+    (model_dir / f"{MODEL}-2" / "leftover.bin").write_text("x")
+    (model_dir / f"{MODEL}-4" / "files").mkdir(parents=True)  # half-written, further on
+    version, created = register(registry, files, "fp2")
+    assert created and version.version_id == f"{MODEL}-5"
+    assert [v.version_id for v in registry.list_versions(PROJECT, MODEL)] == [f"{MODEL}-1", f"{MODEL}-5"]
+    assert f"{MODEL}-2, {MODEL}-4" in caplog.text  # named in the log
+
+
+def test_counter_that_does_not_parse_is_a_clear_registry_error(registry, files):
+    register(registry, files, "fp1")
+    counter = stored_files(registry, f"{MODEL}-1").parent.parent / "counter.json"
+    counter.write_text("{not json")
+    with pytest.raises(RegistryError, match="counter.json is unreadable.*delete it to count from the directories"):
+        register(registry, files, "fp2")
+
+
+def test_a_failed_rename_is_a_registry_error_and_leaves_nothing(registry, files, monkeypatch):
+    from mlcompile.registry import local
+
+    def refuse(*_args):
+        raise OSError(39, "Directory not empty")
+
+    monkeypatch.setattr(local.os, "rename", refuse)
+    with pytest.raises(RegistryError, match=f"could not write version {MODEL}-1: .*Directory not empty"):
+        register(registry, files, "fp1")
+    monkeypatch.undo()
+    model_dir = registry.root / "mlcompile" / "keywords" / MODEL
+    assert not list(model_dir.glob(".new-*"))
+    assert register(registry, files, "fp1")[0].version_id == f"{MODEL}-2"  # 1 was handed out: not reused

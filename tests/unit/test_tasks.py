@@ -8,9 +8,11 @@ import torch
 
 from mlcompile.batching import BucketedRunner
 from mlcompile.errors import ConfigError
-from mlcompile.tasks import Case, Tolerance, get_task
+from mlcompile.coverage import Executable
+from mlcompile.tasks import COVERAGE_CHECK, Case, Tolerance, get_task
 from mlcompile.tasks.corpus import NER_LABELS, SENTIMENT_LABELS
 from mlcompile.validation import Validation
+from mlcompile.verdict import Rules
 
 pytestmark = pytest.mark.unit
 TOL = Tolerance(1e-3, 1e-3)
@@ -112,11 +114,11 @@ class FakeLogits:
     """A static-shape module whose logits depend on each row's own tokens only; `leak` adds a
     dependence on the row's position in the batch or on the compiled length."""
 
-    def __init__(self, length: int, labels: int, token_level: bool, leak: str | None = None):
+    def __init__(self, length: int | None, labels: int, token_level: bool, leak: str | None = None):
         self.length, self.labels, self.token_level, self.leak = length, labels, token_level, leak
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        assert input_ids.shape[1] == self.length
+        assert self.length is None or input_ids.shape[1] == self.length  # None: the uncompiled model
         per_token = torch.stack([(input_ids * (k + 1)) % 7 for k in range(self.labels)], -1).float() / 3
         per_token = per_token * attention_mask[..., None]
         logits = per_token if self.token_level else per_token.sum(1) / attention_mask.sum(1, keepdim=True)
@@ -168,10 +170,15 @@ def test_invariance_check_catches_batch_and_padding_dependence(tmp_path, tokeniz
     task, reference = fake_artifact(tmp_path / "reference", tokenizer, task_name)
     _, compiled = fake_artifact(tmp_path / "compiled", tokenizer, task_name, leak)
     cases = [Case(f"case-{i}", text, task.default_params) for i, text in enumerate(TEXTS)]
-    validation = Validation(task, cases, TOL, "c" * 64, "v" * 64, lambda: compiled, lambda: reference)
+    labels = len(NER_LABELS if task.token_level else SENTIMENT_LABELS)
+    validation = Validation(task, cases, Rules.build(task, cases, TOL), "c" * 64, lambda: compiled, lambda: reference,
+                            lambda: FakeLogits(None, labels, task.token_level),
+                            lambda: [Executable("bucket-16", 16, 4), Executable("bucket-64", 64, 4)])
     result = validation.result("case-0::invariance")
+    coverage = validation.result(COVERAGE_CHECK)
     if caught_by is None:
         assert result.passed, result.message
-        assert all(validation.result(check_id).passed for check_id in validation.expected)
+        assert all(validation.result(check_id).passed for check_id in validation.rules.checks)
     else:
         assert not result.passed and caught_by in result.message, result.message
+        assert not coverage.passed  # every executable, run on full batches, also shows the leak

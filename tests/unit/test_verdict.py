@@ -1,4 +1,5 @@
-"""Verdict, the check spool shared between processes, and the HTML validation report."""
+"""Verdict and its rules, the upload gate, the spool shared between processes, and the HTML
+validation report."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import time
 import pytest
 
 from mlcompile.compare import CheckResult, close
-from mlcompile.report import Verdict, render_html
+from mlcompile.gate import refusal
+from mlcompile.report import render_html, truncation_note
 from mlcompile.spool import CheckSpool
+from mlcompile.verdict import Rules, Verdict
 
 pytestmark = pytest.mark.unit
 
 EXPECTED = ["doc1::embedding", "doc1::keywords", "doc2::embedding"]
+RULES = Rules(1e-3, 1e-3, {"doc1": "d1", "doc2": "d2"}, tuple(EXPECTED))
 
 
 def result(check_id: str, margin: float | None, truncated: bool = False) -> dict:
@@ -24,7 +28,7 @@ def result(check_id: str, margin: float | None, truncated: bool = False) -> dict
 
 def verdict(outcomes=("passed", "passed", "passed")) -> Verdict:
     """A verdict over EXPECTED with these outcomes; None leaves a check missing."""
-    v = Verdict("cfp", "vfp", list(EXPECTED))
+    v = Verdict("cid", RULES)
     for check_id, outcome in zip(EXPECTED, outcomes):
         if outcome is not None:
             v.outcomes[check_id] = outcome
@@ -41,7 +45,7 @@ def test_any_missing_failed_or_errored_check_fails_the_verdict(bad):
 
 
 def test_no_expected_checks_never_passes():
-    empty = Verdict("cfp", "vfp", [])
+    empty = Verdict("cid", Rules(1e-3, 1e-3, {}, ()))
     assert empty.passed is False
     assert empty.problems() == ["no validation checks were defined (no cases?)"]
 
@@ -89,12 +93,12 @@ def test_as_dict_from_dict_round_trip_through_json():
 def test_spool_round_trips_plan_and_outcomes(tmp_path):
     spool = CheckSpool(tmp_path / "spool")
     assert spool.plan() is None and spool.verdict() is None
-    spool.write_plan({"compile_fingerprint": "cfp", "validate_fingerprint": "vfp", "expected": EXPECTED})
+    spool.write_plan({"compiled_content_id": "cid", "rules": RULES.as_dict()})
     checked = close("doc1", "embedding", [1.0], [1.0], 1e-3, 1e-3).as_dict()
     spool.write_outcome("doc1::embedding", "passed", checked)
     spool.write_outcome("doc1::keywords", "failed", None, "keywords differ")
     got = spool.verdict()
-    assert got.expected == EXPECTED and got.compile_fingerprint == "cfp"
+    assert got.rules == RULES and got.compiled_content_id == "cid"
     assert got.outcomes == {"doc1::embedding": "passed", "doc1::keywords": "failed"}
     assert got.results == {"doc1::embedding": checked}
     assert got.messages == {"doc1::keywords": "keywords differ"}
@@ -128,7 +132,7 @@ def test_wait_for_returns_empty_when_all_present(tmp_path):
 
 def test_render_html_escapes_case_text_and_shows_not_passed():
     nasty = "<script>alert(1)</script>"
-    v = Verdict("cfp", "vfp", [f"{nasty}::keywords", "doc2::embedding"])
+    v = Verdict("cid", Rules(1e-3, 1e-3, {nasty: "d", "doc2": "d2"}, (f"{nasty}::keywords", "doc2::embedding")))
     v.outcomes[f"{nasty}::keywords"] = "failed"
     v.results[f"{nasty}::keywords"] = CheckResult(nasty, "keywords", False, f"compiled {nasty}").as_dict()
     page = render_html(v, f"Report {nasty}", {"model": nasty})
@@ -144,3 +148,58 @@ def test_render_html_shows_passed_for_a_passing_verdict():
     page = render_html(v, "Report", {})
     assert ": PASSED</h1>" in page and "NOT PASSED" not in page
     assert "300 tokens in bucket 256 TRUNCATED" in page and "Truncated inputs: doc1." in page
+    assert "Tolerance: atol 0.001, rtol 0.001." in page
+
+
+# --- the rules a verdict was made under, and the upload gate -----------------------------------
+def test_a_verdict_counts_only_under_the_same_rules():
+    assert verdict().validate_fingerprint == verdict().validate_fingerprint
+    looser = Verdict("cid", Rules(0.5, 1e-3, RULES.cases, RULES.checks))
+    assert looser.validate_fingerprint != verdict().validate_fingerprint
+
+
+def test_gate_allows_only_a_passed_verdict_of_this_artifact_under_these_rules():
+    assert refusal(verdict(), "cid", RULES) is None
+    assert "no validation verdict" in refusal(None, "cid", RULES)
+    assert "recompiled since it was validated" in refusal(verdict(), "other", RULES)
+    failed = refusal(verdict(outcomes=["passed", "failed", "passed"]), "cid", RULES)
+    assert failed.startswith("upload refused: validation did not pass:\n  doc1::keywords: failed")
+
+
+def test_gate_names_every_rule_that_differs():
+    loose = Verdict("cid", Rules(0.5, 0.25, {"doc1": "d1", "one": "o"}, ("doc1::embedding", "one::embedding")))
+    for check_id in loose.rules.checks:
+        loose.outcomes[check_id] = "passed"
+    current = Rules(1e-3, 1e-3, {"doc1": "changed", "doc2": "d2"}, tuple(EXPECTED))
+    message = refusal(loose, "cid", current)
+    assert message.startswith("upload refused: the validation verdict was made under other rules")
+    assert "ATOL: 0.5 in the verdict, 0.001 now" in message and "RTOL: 0.25 in the verdict, 0.001 now" in message
+    assert "cases the verdict did not check: doc2" in message
+    assert "cases that changed since: doc1" in message
+    assert "cases checked that the current cases do not have: one" in message
+    assert message.endswith("with the current settings")
+
+
+def test_same_cases_with_other_checks_or_version_differ_too():
+    other_checks = Rules(1e-3, 1e-3, RULES.cases, tuple(EXPECTED[:2]))
+    assert other_checks.differences(RULES) == ["checks differ: doc2::embedding"]
+    older = Rules(1e-3, 1e-3, RULES.cases, RULES.checks, mlcompile="0.0.1")
+    assert older.differences(RULES) == [f"mlcompile version: 0.0.1 in the verdict, {RULES.mlcompile} now"]
+    assert RULES.differences(Rules.from_dict(RULES.as_dict())) == []
+
+
+# --- what a run says about truncation ----------------------------------------------------------
+def test_truncation_note_says_which_pipeline_cut_where():
+    compiled = {"tokens": 300, "bucket": 32, "kept": 32, "truncated": True}
+    reference = {"tokens": 300, "bucket": None, "kept": 256, "truncated": True}
+    note = truncation_note("long", compiled, reference)
+    assert note.startswith("case long: 300 tokens; the compiled pipeline kept the first 32 (its largest compiled "
+                           "length), the uncompiled pipeline the first 256 (the model's maximum)")
+    assert "the two models saw different text" in note and "SEQUENCE_LENGTHS 256" in note
+    both = truncation_note("long", {**compiled, "kept": 256, "bucket": 256}, reference)
+    assert both.endswith("the uncompiled pipeline the first 256 (the model's maximum)")
+    only_ours = truncation_note("mid", {"tokens": 40, "bucket": 32, "kept": 32, "truncated": True},
+                                {"tokens": 40, "bucket": None, "kept": 40, "truncated": False})
+    assert "the uncompiled pipeline all of them" in only_ours and "SEQUENCE_LENGTHS the model maximum" in only_ours
+    assert truncation_note("short", {"tokens": 5, "bucket": 16, "kept": 5, "truncated": False},
+                           {"tokens": 5, "bucket": None, "kept": 5, "truncated": False}) is None

@@ -3,6 +3,9 @@ sequence axes, run by an `onnxruntime.InferenceSession` with its graph optimizat
 
 from __future__ import annotations
 
+import logging
+import warnings
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -12,6 +15,21 @@ import torch
 from ..errors import ConfigError
 
 INPUTS = ("input_ids", "attention_mask")
+
+
+@contextmanager
+def _quiet_exporter():
+    """The exporter warns that both axes share a name and that torchvision is absent: true and
+    harmless here, so not shown on every compile."""
+    log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*will not be used, since it shares the same shape constraints")
+            yield
+    finally:
+        log.setLevel(level)
 
 
 class OnnxCompiler:
@@ -46,7 +64,7 @@ class OnnxCompiler:
         batch = torch.export.Dim("batch", min=1, max=4096)
         sequence = torch.export.Dim("sequence", min=2, max=example[0].shape[1])
         axes = {"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}}
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), _quiet_exporter():
             torch.onnx.export(
                 module.eval(), example, str(target), input_names=list(INPUTS), output_names=["output"],
                 dynamic_shapes=axes, opset_version=self.opset, dynamo=True, external_data=False, verbose=False,

@@ -3,11 +3,14 @@
 <root>/<project>/<MODEL>/<MODEL-N>/version.json   card, metadata, file checksums (immutable)
 <root>/<project>/<MODEL>/<MODEL-N>/files/...      the version's files (immutable)
 <root>/<project>/<MODEL>/<MODEL-N>/stage.json     the stage (the one mutable part)
+<root>/<project>/<MODEL>/counter.json             the last version number handed out
 Versions are written to a temporary directory and renamed into place under a per-model file lock.
+Version numbers only grow: one deleted by hand, or a stray directory, is never handed out again.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +22,9 @@ from filelock import FileLock
 from ..artifacts import hash_tree, read_json, write_json_atomic
 from ..errors import RegistryError
 from . import STAGES, VersionInfo, copy_verified, split_version_id
+
+log = logging.getLogger(__name__)
+COUNTER = "counter.json"
 
 
 class LocalRegistry:
@@ -82,17 +88,35 @@ class LocalRegistry:
             created_at=record["created_at"],
         )
 
+    def _numbered_dirs(self, model_dir: Path, model: str) -> list[tuple[int, Path]]:
+        """Every `<MODEL>-<N>` directory, registered or not (stray, half-deleted)."""
+        found = []
+        for child in model_dir.iterdir() if model_dir.is_dir() else ():
+            tail = child.name[len(model) + 1 :]
+            if child.is_dir() and child.name.startswith(f"{model}-") and tail.isdigit():
+                found.append((int(tail), child))
+        return sorted(found)
+
     def list_versions(self, project: str, model: str) -> list[VersionInfo]:
         model_dir = self._model_dir(project, model)
-        if not model_dir.is_dir():
-            return []
-        numbered = []
-        for child in model_dir.iterdir():
-            if (child / "version.json").is_file() and child.name.startswith(f"{model}-"):
-                tail = child.name[len(model) + 1 :]
-                if tail.isdigit():
-                    numbered.append((int(tail), child.name))
-        return [self.get_version(project, name) for _, name in sorted(numbered)]
+        return [self.get_version(project, path.name) for _, path in self._numbered_dirs(model_dir, model)
+                if (path / "version.json").is_file()]
+
+    def _next_number(self, model_dir: Path, model: str) -> int:
+        """One past every number handed out (the counter) or present on disk; stray directories
+        (no version.json) are skipped and named in the log."""
+        counter = model_dir / COUNTER
+        try:
+            last = int(read_json(counter)["last"]) if counter.is_file() else 0
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RegistryError(f"{counter} is unreadable ({exc}); it records the last version number handed out: "
+                                "restore it, or delete it to count from the directories present") from exc
+        numbered = self._numbered_dirs(model_dir, model)
+        stray = [path.name for _, path in numbered if not (path / "version.json").is_file()]
+        if stray:
+            log.warning("local registry %s: skipping directories that hold no registered version: %s",
+                        model_dir, ", ".join(stray))
+        return max([last, *(number for number, _ in numbered)]) + 1
 
     def find_version(self, project: str, model: str, fingerprint: str) -> VersionInfo | None:
         for version in self.list_versions(project, model):
@@ -114,8 +138,8 @@ class LocalRegistry:
             if existing is not None:
                 return existing, False
             model_dir = self._model_dir(project, model)
-            number = max((split_version_id(v.version_id)[1] for v in self.list_versions(project, model)), default=0)
-            version_id = f"{model}-{number + 1}"
+            number = self._next_number(model_dir, model)
+            version_id = f"{model}-{number}"
             tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=".new-"))
             try:
                 shutil.copytree(files, tmp / "files", symlinks=False)
@@ -130,7 +154,11 @@ class LocalRegistry:
                 for path in tmp.rglob("*"):  # versions are immutable: files read-only
                     if path.is_file():
                         path.chmod(0o444)
+                write_json_atomic(model_dir / COUNTER, {"last": number})  # handed out, even if the rename fails
                 os.rename(tmp, model_dir / version_id)
+            except OSError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise RegistryError(f"local registry {model_dir}: could not write version {version_id}: {exc}") from exc
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise

@@ -9,6 +9,7 @@ the registry stored one, the prediction recorded with the uncompiled version.
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ TASKS = {
 INVARIANCE = "invariance"
 SCORES = "scores"  # one per outcome item (keyword, entity): comparable only when the outcomes agree
 EXPECTED = "expected"
+# One check of the compiled artifact as a whole: every executable in it ran on case inputs and
+# matched the uncompiled model (mlcompile.coverage).
+COVERAGE_CHECK = "compiled-artifact::coverage"
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,10 @@ class TaskFamily:
 
     def traceable(self, model_dir: Path) -> torch.nn.Module:
         """A module `(input_ids, attention_mask) -> tensor` to compile."""
+        raise NotImplementedError
+
+    def max_length(self, model_dir: Path) -> int:
+        """Tokens the uncompiled pipeline keeps of a text (it truncates the rest)."""
         raise NotImplementedError
 
     def reference(self, model_dir: Path, card: dict) -> Pipeline:
@@ -134,9 +142,29 @@ class TaskFamily:
         return results
 
 
+def model_max_length(model_dir: Path) -> int:
+    """The tokenizer's maximum length, capped by the model's position embeddings."""
+    limits = []
+    for name, key in (("tokenizer_config.json", "model_max_length"), ("config.json", "max_position_embeddings")):
+        path = model_dir / name
+        value = json.loads(path.read_text()).get(key) if path.is_file() else None
+        if isinstance(value, int) and 0 < value < 1_000_000:  # transformers writes 1e30 for "no limit"
+            limits.append(value)
+    if not limits:
+        raise ConfigError(f"{model_dir}: neither tokenizer_config.json nor config.json says the model's maximum length")
+    return min(limits)
+
+
+def reference_text_info(tokens: int, max_length: int) -> dict:
+    """What the uncompiled pipeline does to a text of `tokens` tokens (the compiled pipeline's
+    is batching.TextInfo)."""
+    return {"tokens": tokens, "bucket": None, "kept": min(tokens, max_length), "truncated": tokens > max_length}
+
+
 def check_ids(task: TaskFamily, cases: list[Case]) -> list[str]:
-    """Every `<case>::<check>` the cases call for: what a complete validation must run."""
-    return [f"{case.id}::{check}" for case in cases for check in task.checks(case)]
+    """Every `<case>::<check>` the cases call for, and the artifact's coverage: what a complete
+    validation must run."""
+    return [f"{case.id}::{check}" for case in cases for check in task.checks(case)] + [COVERAGE_CHECK]
 
 
 def get_task(name: str) -> TaskFamily:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..batching import BucketedRunner
-from . import CompiledPipeline, Pipeline, TaskFamily
+from . import CompiledPipeline, Pipeline, TaskFamily, model_max_length, reference_text_info
 from .demo_training import TrainingRecipe, finetune, recipe_inputs, save_demo
 
 MODEL_DIR = "model"
@@ -140,6 +140,9 @@ class ClassificationTask(TaskFamily):
     def traceable(self, model_dir: Path) -> torch.nn.Module:
         return LogitsModule(self.load_model(model_dir)).eval()
 
+    def max_length(self, model_dir: Path) -> int:
+        return model_max_length(model_dir / MODEL_DIR)
+
     def _tokenizer(self, path: Path):
         from transformers import AutoTokenizer
 
@@ -151,7 +154,7 @@ class ClassificationTask(TaskFamily):
 
         def text_info(texts: list[str]) -> list[dict]:
             counts = [len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]]
-            return [{"tokens": n, "bucket": None, "truncated": n > tokenizer.model_max_length} for n in counts]
+            return [reference_text_info(n, tokenizer.model_max_length) for n in counts]
 
         return TransformersPipeline(self, hf_pipeline, text_info)
 

@@ -6,6 +6,7 @@ runs on top of it unchanged, embedding the document and its candidate words thro
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -17,7 +18,7 @@ from keybert.backend import BaseEmbedder
 
 from ..artifacts import hash_tree
 from ..batching import BucketedRunner
-from . import CompiledPipeline, Pipeline, TaskFamily
+from . import CompiledPipeline, Pipeline, TaskFamily, model_max_length, reference_text_info
 
 MODEL_DIR = "model"
 DEFAULT_PARAMS = {"keyphrase_ngram_range": [1, 1], "stop_words": "english", "top_n": 3}
@@ -118,12 +119,19 @@ class KeywordsTask(TaskFamily):
     def traceable(self, model_dir: Path) -> torch.nn.Module:
         return SentenceEmbedding(_sentence_transformer(model_dir)).eval()
 
+    def max_length(self, model_dir: Path) -> int:
+        # sentence-transformers truncates at max_seq_length (its config), not the tokenizer's maximum
+        config = model_dir / MODEL_DIR / "sentence_bert_config.json"
+        if config.is_file():
+            return int(json.loads(config.read_text())["max_seq_length"])
+        return model_max_length(model_dir / MODEL_DIR)
+
     def reference(self, model_dir: Path, card: dict) -> KeywordsPipeline:
         model = _sentence_transformer(model_dir)
 
         def text_info(texts: list[str]) -> list[dict]:
             counts = [len(ids) for ids in model.tokenizer(texts, verbose=False)["input_ids"]]
-            return [{"tokens": n, "bucket": None, "truncated": n > model.max_seq_length} for n in counts]
+            return [reference_text_info(n, model.max_seq_length) for n in counts]
 
         return KeywordsPipeline(KeyBERT(model=model), text_info)
 

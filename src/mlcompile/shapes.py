@@ -1,0 +1,33 @@
+"""The compiled shapes (SEQUENCE_LENGTHS) checked against the downloaded model, before compiling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .settings import Settings, invalid
+from .tasks import TaskFamily
+
+
+def token_limits(task: TaskFamily, model_dir: Path) -> tuple[int, int]:
+    """The fewest tokens any text takes (special tokens and one word) and the most the uncompiled
+    pipeline keeps."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(task.tokenizer_dir(model_dir)), local_files_only=True)
+    return tokenizer.num_special_tokens_to_add(pair=False) + 1, task.max_length(model_dir)
+
+
+def check_lengths(settings: Settings, task: TaskFamily, model_dir: Path) -> None:
+    """ConfigError naming every compiled length the model cannot use."""
+    shortest, longest = token_limits(task, model_dir)
+    problems = []
+    short = [n for n in settings.sequence_lengths if n < shortest]
+    if short:
+        problems.append(f"{', '.join(map(str, short))} cannot hold a word: this model's tokenizer needs "
+                        f"{shortest} tokens for its special tokens and one word; use lengths of at least {shortest}")
+    long = [n for n in settings.sequence_lengths if n > longest]
+    if long:
+        problems.append(f"{', '.join(map(str, long))} exceeds the {longest} tokens the uncompiled pipeline keeps "
+                        f"of a text (the model's maximum); use lengths of at most {longest}")
+    if problems:
+        raise invalid({"SEQUENCE_LENGTHS": problems})

@@ -1,0 +1,156 @@
+"""The validation verdict: what the checks of one compiled artifact showed, and the rules they ran
+under (cases, checks, tolerances). A verdict counts only for the same artifact and the same rules."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from . import __version__
+from .artifacts import fingerprint
+from .tasks import COVERAGE_CHECK, Case, TaskFamily, Tolerance, check_ids
+
+PASSED = "passed"
+
+
+def case_digest(case: Case) -> str:
+    """What a case asks: its text, its parameters and the prediction stored with the model."""
+    return fingerprint({"text": case.text, "params": case.params, "expected": case.expected})
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a validation checks and how strictly."""
+
+    atol: float
+    rtol: float
+    cases: dict[str, str]  # case id -> case_digest
+    checks: tuple[str, ...]  # every `<case>::<check>` the cases call for, the artifact's coverage included
+    mlcompile: str = __version__  # the checks' own code
+
+    @classmethod
+    def build(cls, task: TaskFamily, cases: list[Case], tolerance: Tolerance) -> "Rules":
+        return cls(tolerance.atol, tolerance.rtol, {case.id: case_digest(case) for case in cases},
+                   tuple(check_ids(task, cases)))
+
+    @property
+    def tolerance(self) -> Tolerance:
+        return Tolerance(self.atol, self.rtol)
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.as_dict())
+
+    def differences(self, current: "Rules") -> list[str]:
+        """How these rules (a verdict's) differ from `current` (what the settings call for now)."""
+        found = []
+        for name in ("atol", "rtol", "mlcompile"):
+            then, now = getattr(self, name), getattr(current, name)
+            if then != now:
+                found.append(f"{name.upper() if name != 'mlcompile' else 'mlcompile version'}: "
+                             f"{then} in the verdict, {now} now")
+        lacking = [c for c in current.cases if c not in self.cases]
+        extra = [c for c in self.cases if c not in current.cases]
+        changed = [c for c in current.cases if c in self.cases and self.cases[c] != current.cases[c]]
+        for label, ids in (("cases the verdict did not check", lacking), ("cases that changed since", changed),
+                           ("cases checked that the current cases do not have", extra)):
+            if ids:
+                found.append(f"{label}: {_some(ids)}")
+        if not (lacking or extra or changed) and self.checks != current.checks:
+            found.append(f"checks differ: {_some(sorted(set(self.checks) ^ set(current.checks)))}")
+        return found
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "checks": list(self.checks)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Rules":
+        return cls(float(data["atol"]), float(data["rtol"]), dict(data["cases"]), tuple(data["checks"]),
+                   data["mlcompile"])
+
+
+def _some(ids: list[str], limit: int = 8) -> str:
+    shown = ", ".join(ids[:limit])
+    return f"{shown} and {len(ids) - limit} more" if len(ids) > limit else shown
+
+
+@dataclass
+class Verdict:
+    """What one validation of one compiled artifact (its content id) showed under `rules`.
+
+    `outcomes` maps the check ids that ran to passed/failed/error/skipped; `results` holds the
+    structured results of checks that ran; `messages` why a check did not pass."""
+
+    compiled_content_id: str
+    rules: Rules
+    outcomes: dict[str, str] = field(default_factory=dict)
+    results: dict[str, dict] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def validate_fingerprint(self) -> str:
+        """This artifact under these rules: what a published verdict is keyed by."""
+        return fingerprint({"compiled": self.compiled_content_id, "rules": self.rules.fingerprint()})
+
+    @property
+    def passed(self) -> bool:
+        checks = self.rules.checks
+        return bool(checks) and all(self.outcomes.get(c) == PASSED for c in checks)
+
+    def problems(self, limit: int = 10) -> list[str]:
+        """Why this verdict does not allow an upload (empty when it does)."""
+        checks = self.rules.checks
+        if not checks:
+            return ["no validation checks were defined (no cases?)"]
+        missing = [c for c in checks if c not in self.outcomes]
+        bad = [c for c in checks if c in self.outcomes and self.outcomes[c] != PASSED]
+        lines = [f"{c}: {self.outcomes[c]}: {self.messages.get(c, '')}".rstrip(": ") for c in bad[:limit]]
+        if len(bad) > limit:
+            lines.append(f"... and {len(bad) - limit} more checks that did not pass")
+        if missing:
+            lines.append(
+                f"{len(missing)} of {len(checks)} checks did not run (e.g. {', '.join(missing[:3])}); "
+                "run the whole validate stage"
+            )
+        return lines
+
+    @property
+    def coverage(self) -> list[dict]:
+        """Per compiled executable: the cases that ran through it and how it compared."""
+        result = self.results.get(COVERAGE_CHECK) or {}
+        return result.get("details", {}).get("executables", [])
+
+    def summary(self) -> dict:
+        counts: dict[str, int] = {}
+        for check in self.rules.checks:
+            outcome = self.outcomes.get(check, "not run")
+            counts[outcome] = counts.get(outcome, 0) + 1
+        margins = [(r["margin"], cid) for cid, r in self.results.items() if r.get("margin") is not None]
+        truncated = sorted(
+            {r["case"] for r in self.results.values() if r.get("details", {}).get("compiled_text", {}).get("truncated")}
+        )
+        worst = min(margins) if margins else None
+        return {
+            "passed": self.passed,
+            "checks": len(self.rules.checks),
+            "cases": len(self.rules.cases),
+            "outcomes": counts,
+            "smallest_margin": {"check": worst[1], "margin": worst[0]} if worst else None,
+            "truncated_cases": truncated,
+            "tolerance": {"atol": self.rules.atol, "rtol": self.rules.rtol},
+            "coverage": [{k: e.get(k) for k in ("executable", "passed", "cases")} for e in self.coverage],
+        }
+
+    def as_dict(self) -> dict:
+        return {
+            "compiled_content_id": self.compiled_content_id,
+            "validate_fingerprint": self.validate_fingerprint,
+            "rules": self.rules.as_dict(),
+            "outcomes": self.outcomes,
+            "results": self.results,
+            "messages": self.messages,
+            "summary": self.summary(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Verdict":
+        return cls(data["compiled_content_id"], Rules.from_dict(data["rules"]), dict(data["outcomes"]),
+                   dict(data["results"]), dict(data.get("messages", {})))

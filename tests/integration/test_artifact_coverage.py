@@ -1,0 +1,123 @@
+"""A compiled file that validation never ran must not be registered: tamper with one file of a real
+compiled artifact (re-sealing its manifest, so every hash verifies) and the coverage check of the
+validate stage must name it, and the upload gate refuse it.
+
+In process, on real compiled artifacts; the same fault through the whole pytest pipeline (with
+xdist) is test_pipeline_stages.py::test_perturbed_compiled_model_fails_validation_and_blocks_upload."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import torch
+
+from mlcompile import stages
+from mlcompile.artifacts import MANIFEST, hash_tree, read_json, write_json_atomic
+from mlcompile.errors import UploadRefused
+from mlcompile.settings import load_settings
+from mlcompile.tasks import COVERAGE_CHECK
+from mlcompile.verdict import Verdict
+
+from ..conftest import REPO, clean_environ
+
+pytestmark = pytest.mark.integration
+LAST_LAYER = "layer.5.output.dense"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, seeded_registry):
+    """backend -> (its registry, an outputs directory with download and compile stages), built once."""
+    found = {}
+
+    def build(backend: str):
+        if backend not in found:
+            root = tmp_path_factory.mktemp(backend)
+            shutil.copytree(seeded_registry, root / "registry")
+            with pytest.MonkeyPatch.context() as patch:
+                use_settings(patch, root, backend, root / "registry")
+                settings = load_settings()
+                stages.compile(settings, stages.download(settings))
+            found[backend] = root / "registry", root / "outputs"
+        return found[backend]
+
+    return build
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """In process, like the pipelines the other tests start: one torch thread per test worker."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def use_settings(patch, root, backend: str, registry) -> None:
+    for key in list(os.environ):
+        patch.delenv(key)
+    for key, value in clean_environ(REGISTRY_PATH=registry, OUTPUTS_DIR=root / "outputs", COMPILER=backend,
+                                    TORCH_THREADS=1).items():
+        patch.setenv(key, value)
+    patch.chdir(REPO)
+
+
+def tamper(path) -> None:
+    """Scale the last encoder layer's output weights (TorchScript) or bias (ONNX) by 1.5; write a
+    new file, so a hard-linked copy of the original stays intact."""
+    new = path.with_name(path.name + ".new")
+    if path.suffix == ".pt":
+        module = torch.jit.load(str(path))
+        with torch.no_grad():
+            next(p for name, p in module.named_parameters() if LAST_LAYER + ".weight" in name).mul_(1.5)
+        torch.jit.save(module, str(new))
+    else:
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(path))
+        init = next(i for i in model.graph.initializer if LAST_LAYER in i.name)
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.5, init.name))
+        onnx.save(model, str(new))
+    os.replace(new, path)
+    manifest = read_json(path.parent / MANIFEST)  # re-seal: the artifact verifies, but computes something else
+    manifest["files"] = hash_tree(path.parent, exclude=(MANIFEST,))
+    write_json_atomic(path.parent / MANIFEST, manifest)
+
+
+@pytest.mark.parametrize("backend, target", [
+    ("torchscript", "bucket-256.pt"),  # the full batch of the largest bucket: no case alone reaches it
+    ("torchscript", "bucket-16-batch1.pt"),
+    ("onnx", "model.onnx"),
+])
+def test_a_tampered_compiled_file_fails_coverage_and_is_never_registered(built, tmp_path, monkeypatch, backend,
+                                                                        target):
+    registry, outputs = built(backend)  # the same registry: the stages' fingerprints name it
+    shutil.copytree(outputs, tmp_path / "outputs", copy_function=os.link)
+    use_settings(monkeypatch, tmp_path, backend, registry)
+    settings = load_settings()
+    tamper(tmp_path / "outputs" / "compile" / target)
+    downloaded = stages.download(settings)
+    compiled = stages.compile(settings, downloaded)
+    assert compiled.reused  # the re-sealed artifact verifies: only validation can catch it
+
+    cases = stages.load_cases(settings, downloaded)
+    rules = stages.validation_rules(settings, cases)
+    run = stages.validation(settings, downloaded, compiled, cases, rules)
+    coverage = run.result(COVERAGE_CHECK)
+    assert not coverage.passed
+    table = {e["executable"]: e for e in coverage.details["executables"]}
+    assert [name for name, e in table.items() if not e["passed"]] == [target]
+    assert table[target]["rows"] >= 1 and table[target]["cases"]
+
+    verdict = Verdict(compiled.content_id, rules)
+    for check_id in rules.checks:
+        verdict.outcomes[check_id] = "passed" if run.result(check_id).passed else "failed"
+    failed = [check_id for check_id, outcome in verdict.outcomes.items() if outcome == "failed"]
+    if target == "bucket-256.pt":  # the hole this check closes: every case check passes
+        assert failed == [COVERAGE_CHECK]
+    assert COVERAGE_CHECK in failed
+    with pytest.raises(UploadRefused, match="upload refused: validation did not pass:"):
+        stages.upload(settings, compiled, verdict, rules)
+    assert not (registry / "mlcompile" / "keywords" / "KEYWORDS-COMPILED").exists()
