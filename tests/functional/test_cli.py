@@ -37,20 +37,6 @@ def test_stage_switches_select_stages(workspace):
     assert '"version": "KEYWORDS-TRAINED-1"' in listed and "KEYWORDS-COMPILED" not in listed
 
 
-def test_configuration_error_exits_10_and_writes_nothing(tmp_path):
-    done = run_cli(tmp_path, "run", PROJECT="no-such-project", BATCH_SIZE="many")
-    assert done.returncode == 10
-    assert "PROJECT='no-such-project' (environment)" in done.output
-    assert "known projects: keywords" in done.output
-    assert not (tmp_path / "outputs").exists()
-
-
-def test_unknown_uncompiled_version_is_a_clear_failure_exit_11(workspace):
-    done = run_cli(workspace, "run", "--stage", "download", UNCOMPILED_WITH_ID="KEYWORDS-TRAINED-9")
-    assert done.returncode == 11  # registry error
-    assert "KEYWORDS-TRAINED-9 not found" in done.output and "KEYWORDS-TRAINED-1" in done.output
-
-
 def test_bench_prints_each_backend_against_the_uncompiled_pipeline(workspace):
     done = run_cli(workspace, "bench", "--backends", "torchscript", "--repeat", "1")
     assert done.returncode == 0, done.output

@@ -20,7 +20,7 @@ def test_pipeline_registers_in_mlflow_with_lineage_and_only_once(mlflow_server, 
 
     first = run_cli(tmp_path, "run", **env)
     assert first.returncode == 0, first.output
-    assert "upload: registered KEYWORDS-COMPILED-1 (stage staging) in mlflow registry" in first.output
+    assert "upload: registered KEYWORDS-COMPILED-1 (stage staging) in the mlflow registry http://127.0.0.1:" in first.output
 
     registry = MlflowRegistry(mlflow_server)
     version = registry.get_version("mlcompile/keywords", "KEYWORDS-COMPILED-1")
