@@ -108,10 +108,11 @@ def _summary(parts: dict[str, CheckResult], noun: str) -> CheckResult:
     label, worst = (min(numeric.items(), key=lambda item: item[1].margin) if numeric
                     else next(iter((failed or parts).items())))
     if failed:
-        message = (f"{len(failed)} of {len(parts)} {noun} differ from the uncompiled model "
+        message = (f"{len(failed)} of {len(parts)} {noun}s differ from the uncompiled model "
                    f"({', '.join(list(failed)[:4])}{' ...' if len(failed) > 4 else ''}); worst {label}: {worst.message}")
     else:
-        message = f"{len(parts)} {noun} match the uncompiled model; nearest its tolerance {label}: {worst.message}"
+        counted = f"{len(parts)} {noun}s match" if len(parts) > 1 else f"the {noun} matches"
+        message = f"{counted} the uncompiled model; nearest its tolerance {label}: {worst.message}"
     return CheckResult(ARTIFACT, COVERAGE, not failed, message, worst.observed, worst.allowed, worst.margin)
 
 
@@ -150,7 +151,7 @@ def check(runner: BucketedRunner, eager: Callable[[torch.Tensor, torch.Tensor], 
             why = ("it is in the artifact, but compiled.json loads nothing from it, so nothing ever ran it"
                    if target.length is None else "no case rows to run")
             results["not exercised"] = CheckResult(ARTIFACT, COVERAGE, False, why)
-        result = _summary(results, "rows")
+        result = _summary(results, "row")
         parts[f"{target.file} ({target.describe()})"] = result
         table.append({
             "executable": target.file, "shape": target.describe(), "ran_shapes": shapes,
@@ -158,6 +159,6 @@ def check(runner: BucketedRunner, eager: Callable[[torch.Tensor, torch.Tensor], 
             "observed": result.observed, "allowed": result.allowed, "margin": result.margin,
             "message": result.message,
         })
-    overall = _summary(parts, "compiled executables")
+    overall = _summary(parts, "compiled executable")
     overall.details["executables"] = table
     return overall

@@ -55,19 +55,23 @@ def result_cells(result: CheckResult | dict) -> dict[str, str]:
 
 def coverage_table(coverage: list[dict]) -> str:
     """Every compiled executable: the shapes it ran at, the cases whose rows it ran, how close it came."""
+    cell = 'style="border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top"'
     rows = "".join(
-        f'<tr class="{"passed" if e["passed"] else "failed"}"><td>{"passed" if e["passed"] else "FAILED"}</td>'
-        + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+        f'<tr class="{"passed" if e["passed"] else "failed"}">'
+        f'<td {cell}><b style="color: {"#176f2c" if e["passed"] else "#b00020"}">'
+        f'{"passed" if e["passed"] else "FAILED"}</b></td>'
+        + "".join(f"<td {cell}>{html.escape(str(v))}</td>" for v in (
             e["executable"], e["shape"], ", ".join("x".join(map(str, shape)) for shape in e["ran_shapes"]),
             ", ".join(e["cases"]), "" if e["margin"] is None else f"{e['margin']:.3g}", e["message"]))
         + "</tr>"
         for e in coverage
     )
+    header = "".join(f"<th {cell}>{name}</th>" for name in (
+        "outcome", "executable", "compiled shape", "ran at (batch x length)", "cases", "margin", "message"))
     return ("<p>Every compiled executable, run on rows from the cases (a full batch where it takes one) and "
             "compared row by row with the uncompiled model on the same tokens.</p>\n"
-            "<table><tr><th>outcome</th><th>executable</th><th>compiled shape</th><th>ran at (batch x length)</th>"
-            "<th>cases</th><th>margin</th><th>message</th></tr>\n"
-            + (rows or '<tr><td colspan="7">coverage did not run</td></tr>') + "\n</table>")
+            f'<table style="border-collapse: collapse; font-size: 13px"><tr>{header}</tr>\n'
+            + (rows or f'<tr><td {cell} colspan="7">coverage did not run</td></tr>') + "\n</table>")
 
 
 def render_html(verdict: Verdict, title: str, lineage: dict) -> str:
