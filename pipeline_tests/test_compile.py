@@ -1,18 +1,23 @@
-"""Stage 2: the compiled model in outputs/compile, loadable and runnable."""
+"""Stage 2: the compiled model in outputs/compile, at the requested shapes, loadable and runnable."""
 
 import pytest
 
-from mlcompile import stages
+from mlcompile.compiled import CompiledSpec
 
 # Tests reach the stage through its session fixture (built once, or the test fails), never
 # through another test's result: under xdist those run on other workers.
 pytestmark = pytest.mark.compile
 
 
-def test_compile(settings, compiled):
-    assert stages.stage(settings, "compile").problem(compiled.fingerprint) is None
+def test_compiled_at_the_requested_shapes_from_the_requested_version(settings, compiled):
+    spec = CompiledSpec.read(compiled.path)
+    assert spec.source_version == settings.uncompiled_with_id
+    assert spec.backend == settings.compiler or settings.compiler == "auto"
+    assert spec.batch_size == settings.batch_size
+    assert spec.lengths == (settings.sequence_lengths[-1:] if spec.dynamic_shapes else settings.sequence_lengths)
 
 
-def test_compiled_model_runs(compiled_pipeline, cases):
-    prediction = compiled_pipeline.predict(cases[0].text, cases[0].params)
-    assert prediction["text_info"]["bucket"] is not None
+def test_compiled_model_runs_within_its_lengths(settings, compiled_pipeline, cases):
+    longest = max(cases, key=lambda case: len(case.text))
+    info = compiled_pipeline.predict(longest.text, longest.params)["text_info"]
+    assert info["kept"] <= settings.sequence_lengths[-1] and info["bucket"] <= settings.sequence_lengths[-1]

@@ -1,17 +1,15 @@
-"""Stage 4: register the compiled version, only if every check of this exact artifact passed."""
+"""Stage 4: register the compiled version, only if every check of this exact artifact passed
+under the rules the current settings call for."""
 
 import pytest
-
-from fixtures.plugin import upload_or_fail
 
 # Tests reach the stage through its session fixture (built once, or the test fails), never
 # through another test's result: under xdist those run on other workers.
 pytestmark = pytest.mark.upload
 
 
-def test_upload_registers_validated_version_with_lineage(pipeline, settings, registry, compiled, upload_verdict,
-                                                         rules):
-    uploaded = upload_or_fail(pipeline, compiled, upload_verdict, rules)
+def test_upload_registers_validated_version_with_lineage(uploader, settings, registry, compiled):
+    uploaded = uploader.register()
     version = registry.get_version(settings.compiled_project, uploaded.info["version_id"])
     assert version.fingerprint == compiled.content_id
     assert version.card["lineage"]["uncompiled_version"] == settings.uncompiled_with_id

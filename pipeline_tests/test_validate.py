@@ -1,17 +1,11 @@
-"""Stage 3: one test per case and check, compiled against the uncompiled pipeline on CPU."""
+"""Stage 3: one test per check the cases call for (each case's checks, and the compiled artifact's
+coverage), the compiled model against the uncompiled one on CPU. The plugin parametrizes
+`check_id` from the cases."""
 
 import pytest
-
-from fixtures.plugin import check_ids, check_validation
 
 pytestmark = pytest.mark.validate
 
 
-def pytest_generate_tests(metafunc):
-    if "check_id" in metafunc.fixturenames:
-        ids = check_ids(metafunc.config)
-        metafunc.parametrize("check_id", ids, ids=ids)
-
-
-def test_check(validation, check_id, record_property):
-    check_validation(validation, check_id, record_property)
+def test_check(checker, check_id):
+    checker.check(check_id)

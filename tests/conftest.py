@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _pytest.mark.expression import Expression
 from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +50,41 @@ def settings_env(monkeypatch, tmp_path):
 
 
 PROJECTS = ("keywords", "ner", "sentiment")
+FAKES = REPO / "tests" / "pipeline_fakes"
+
+
+@pytest.fixture
+def fake_pipeline(pytester, monkeypatch, settings_env):
+    """`pytest pipeline_tests ARGS` in a copy of the pipeline tests, in this process, with the model
+    work faked (tests/pipeline_fakes/mlcompile_fakes.py): the plugin, spool, gate and local registry
+    are the real ones. Needs `pytest_plugins = ["pytester"]` in the test module."""
+    shutil.copytree(REPO / "pipeline_tests", pytester.path / "pipeline_tests")
+    shutil.copyfile(REPO / "pytest.ini", pytester.path / "pytest.ini")
+    # xdist workers import from the rootdir (their sys.path is a copy of this process's): the plugin
+    # and the fakes are copied beside the tests, and the conftest registers both.
+    shutil.copytree(REPO / "fixtures", pytester.path / "fixtures", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(FAKES / "mlcompile_fakes.py", pytester.path / "mlcompile_fakes.py")
+    (pytester.path / "conftest.py").write_text('pytest_plugins = ["fixtures.plugin", "mlcompile_fakes"]\n')
+    for key, value in {"REGISTRY_PATH": pytester.path / "registry", "OUTPUTS_DIR": pytester.path / "outputs",
+                       "CASES_FILE": REPO / "config" / "cases" / "keywords.json", "COMPILER": "torchscript",
+                       "SEQUENCE_LENGTHS": "16", "TORCH_THREADS": "1"}.items():
+        monkeypatch.setenv(key, str(value))
+    monkeypatch.chdir(pytester.path)
+
+    def pipeline(*args: str, **env: str):
+        with monkeypatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            return pytester.runpytest_inprocess("pipeline_tests", "-p", "no:cacheprovider", *args)
+
+    return pipeline
+
+
+def registered(pytester, project: str = "mlcompile/keywords", model: str = "KEYWORDS-COMPILED") -> list[str]:
+    from mlcompile.registry.local import LocalRegistry
+
+    return [v.version_id for v in LocalRegistry(pytester.path / "registry").list_versions(project, model)]
+
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -56,10 +92,19 @@ def pytest_sessionstart(session):
     """Seed the demo models before xdist starts its workers, when the run includes tests that use
     them: training beside busy workers oversubscribes the cores (measured: 40 s became 7 minutes)."""
     config = session.config
-    if hasattr(config, "workerinput") or all("tests/unit" in str(arg) for arg in config.args):
+    if hasattr(config, "workerinput") or not _may_use_demo_models(config):
         return
     for project in PROJECTS:
         _seed_shared(config._tmp_path_factory, "master", project)
+
+
+def _may_use_demo_models(config) -> bool:
+    """Unit tests never use the seeded registries: `-m unit` or tests/unit alone seed nothing."""
+    if all("tests/unit" in str(arg) for arg in config.args):
+        return False
+    markexpr = config.getoption("markexpr")
+    return not markexpr or any(Expression.compile(markexpr).evaluate(lambda mark: mark == kind)
+                               for kind in ("integration", "functional"))
 
 
 def _seed_shared(tmp_path_factory, worker_id: str, project: str) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import stages
 from .artifacts import write_json_atomic
+from .compiled import CompiledSpec
 from .compilers import CPU_BACKENDS
 from .settings import Settings
 
@@ -27,9 +28,9 @@ def run(settings: Settings, backends: list[str] | None = None, repeat: int = 3, 
         variant = settings.model_copy(update={"compiler": name, "outputs_dir": root / name})
         compiled = stages.compile(variant, downloaded)  # one download serves every backend
         pipelines[name] = stages.load_compiled(compiled.path, variant)
-        buckets = compiled.info["buckets"]
-        rows[name] = {"backend": name, "compile_seconds": round(sum(b["compile_seconds"] for b in buckets), 2),
-                      "artifact_mb": round(_size_mb(compiled.path), 1), "shapes": [b["length"] for b in buckets]}
+        spec = CompiledSpec.read(compiled.path)
+        rows[name] = {"backend": name, "compile_seconds": round(sum(b.compile_seconds for b in spec.buckets), 2),
+                      "artifact_mb": round(_size_mb(compiled.path), 1), "shapes": spec.lengths}
 
     def workload(pipeline) -> float:
         started = time.perf_counter()

@@ -74,7 +74,7 @@ def _list(args) -> int:
     for project, model in ((settings.uncompiled_project, settings.uncompiled_model),
                            (settings.compiled_project, settings.compiled_model)):
         for version in registry.list_versions(project, model):
-            line = {"version": version.version_id, "stage": version.stage, "created_at": version.created_at}
+            line = {"version": version.version_id, "lifecycle": version.lifecycle, "created_at": version.created_at}
             line.update({k: version.metadata[k] for k in ("uncompiled_version", "compiler") if k in version.metadata})
             print(json.dumps(line))
     return 0

@@ -42,21 +42,6 @@ class Executable:
         return f"batch {self.batch} x length {self.length}"
 
 
-def executables(spec: dict, files: list[str], suffix: str) -> list[Executable]:
-    """Every executable the artifact's spec loads, and any compiled file (`suffix`) it does not."""
-    found = []
-    for bucket in spec["buckets"]:
-        if spec.get("dynamic_shapes"):
-            found.append(Executable(bucket["file"], bucket["length"], None))
-            continue
-        found.append(Executable(bucket["file"], bucket["length"], spec["batch_size"]))
-        if bucket.get("single_file"):
-            found.append(Executable(bucket["single_file"], bucket["length"], 1))
-    loaded = {e.file for e in found}
-    stray = sorted(f for f in files if "/" not in f and f.endswith(suffix) and f not in loaded)
-    return found + [Executable(f, None, None) for f in stray]
-
-
 @dataclass(frozen=True)
 class Probe:
     executable: Executable

@@ -10,7 +10,7 @@ from pathlib import Path
 from .artifacts import fingerprint, write_json_atomic
 from .registry import VersionInfo, open_registry, split_version_id
 from .settings import Settings
-from .stages import TEST_FILES
+from .cases import TEST_FILES
 from .tasks import get_task
 
 log = logging.getLogger(__name__)

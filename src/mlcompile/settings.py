@@ -24,7 +24,6 @@ STAGE_SWITCHES = {
     "validate": "COMPILE_PIPELINE_EXECUTION_TEST",
     "upload": "COMPILE_PIPELINE_EXECUTION_UPLOAD",
 }
-STAGE_NAMES = ("none", "staging", "production", "archived")
 
 
 def _comma_list(value):
@@ -57,7 +56,7 @@ class Settings(BaseSettings):
     uncompiled_with_id: str
     compiled_project: str
     compiled_model: str
-    compiled_stage: Literal["none", "staging", "production", "archived"] = "staging"
+    compiled_lifecycle: Literal["none", "staging", "production", "archived"] = "staging"
     neptune_api_token: SecretStr | None = None
 
     compile_pipeline_execution_download: bool = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .artifacts import read_json, write_json_atomic
@@ -19,6 +20,42 @@ PLAN = "plan.json"
 UPLOAD = "upload.json"
 
 
+@dataclass(frozen=True)
+class ValidationPlan:
+    """What every process's outcomes are checks of: this artifact under these rules."""
+
+    compiled_content_id: str
+    rules: Rules
+    reused: bool  # replayed from a published verdict rather than run
+
+    def as_dict(self) -> dict:
+        return {"compiled_content_id": self.compiled_content_id, "rules": self.rules.as_dict(), "reused": self.reused}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ValidationPlan":
+        return cls(data["compiled_content_id"], Rules.from_dict(data["rules"]), bool(data["reused"]))
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    check_id: str
+    outcome: str  # passed, failed, error, skipped
+    result: dict | None  # the CheckResult, when the check ran
+    message: str = ""  # why it did not pass
+
+    @property
+    def ran_here(self) -> bool:
+        """Run in this session, not replayed from a published verdict."""
+        return not (self.result or {}).get("details", {}).get("reused")
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    outcome: str  # registered, existing (nothing new), refused, failed
+    message: str
+    version_id: str | None = None
+
+
 class CheckSpool:
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -26,12 +63,12 @@ class CheckSpool:
     def _outcome_file(self, check_id: str) -> Path:
         return self.root / "checks" / (hashlib.sha1(check_id.encode()).hexdigest() + ".json")
 
-    def write_plan(self, plan: dict) -> None:
-        write_json_atomic(self.root / PLAN, plan)
+    def write_plan(self, plan: ValidationPlan) -> None:
+        write_json_atomic(self.root / PLAN, plan.as_dict())
 
-    def plan(self) -> dict | None:
+    def plan(self) -> ValidationPlan | None:
         path = self.root / PLAN
-        return read_json(path) if path.is_file() else None
+        return ValidationPlan.from_dict(read_json(path)) if path.is_file() else None
 
     def record_error(self, exit_code: int) -> None:
         """A stage failed with one of mlcompile's errors (its exit code), in any process."""
@@ -39,19 +76,16 @@ class CheckSpool:
         (self.root / "errors" / str(exit_code)).touch()
 
     def error_code(self) -> int:
-        """The highest recorded error exit code (registry 3 > configuration 2 > refused 1), or 0."""
+        """The highest recorded error exit code (artifact 12 > registry 11 > configuration 10 > 1), or 0."""
         folder = self.root / "errors"
         return max((int(p.name) for p in folder.iterdir()), default=0) if folder.is_dir() else 0
 
-    def write_outcome(self, check_id: str, outcome: str, result: dict | None, message: str = "") -> None:
-        write_json_atomic(
-            self._outcome_file(check_id),
-            {"check_id": check_id, "outcome": outcome, "result": result, "message": message},
-        )
+    def write_outcome(self, outcome: CheckOutcome) -> None:
+        write_json_atomic(self._outcome_file(outcome.check_id), asdict(outcome))
 
-    def outcomes(self) -> list[dict]:
+    def outcomes(self) -> list[CheckOutcome]:
         folder = self.root / "checks"
-        return [read_json(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+        return [CheckOutcome(**read_json(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
     def wait_for(self, check_ids: list[str], timeout: float, poll: float = 0.5) -> list[str]:
         """Wait until every check id has an outcome; return those still missing at the timeout."""
@@ -66,27 +100,25 @@ class CheckSpool:
         plan = self.plan()
         if plan is None:
             return None
-        verdict = Verdict(plan["compiled_content_id"], Rules.from_dict(plan["rules"]))
+        verdict = Verdict(plan.compiled_content_id, plan.rules)
         for record in self.outcomes():
-            check_id = record["check_id"]
-            verdict.outcomes[check_id] = record["outcome"]
-            if record["result"]:
-                verdict.results[check_id] = record["result"]
-            if record["message"]:
-                verdict.messages[check_id] = record["message"]
+            verdict.outcomes[record.check_id] = record.outcome
+            if record.result:
+                verdict.results[record.check_id] = record.result
+            if record.message:
+                verdict.messages[record.check_id] = record.message
         return verdict
 
-    def write_upload(self, outcome: str, message: str, version_id: str | None = None) -> None:
-        """What this run's upload did: registered, existing (nothing new), refused or failed."""
-        write_json_atomic(self.root / UPLOAD, {"outcome": outcome, "message": message, "version_id": version_id})
+    def ran_checks(self) -> bool:
+        """True when some check ran in this session (not replayed from a published verdict)."""
+        return any(record.ran_here for record in self.outcomes())
 
-    def upload(self) -> dict | None:
+    def write_upload(self, record: UploadRecord) -> None:
+        write_json_atomic(self.root / UPLOAD, asdict(record))
+
+    def upload(self) -> UploadRecord | None:
         path = self.root / UPLOAD
-        return read_json(path) if path.is_file() else None
-
-    def live_results(self) -> bool:
-        """True when some check ran for real (not replayed from a published verdict)."""
-        return any(not (r["result"] or {}).get("details", {}).get("reused") for r in self.outcomes())
+        return UploadRecord(**read_json(path)) if path.is_file() else None
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -13,6 +13,7 @@ from typing import Callable
 from . import coverage
 from .compare import CheckResult
 from .tasks import COVERAGE_CHECK, Case, TaskFamily
+from .spool import ValidationPlan
 from .verdict import Rules, Verdict
 
 
@@ -39,6 +40,7 @@ class Validation:
         self._load_eager = load_eager  # the uncompiled module the artifact was compiled from
         self._executables = executables
         self._results: dict[str, dict[str, CheckResult]] = {}
+        self._noted: set[str] = set()
         fresh = Verdict(compiled_content_id, rules)
         reusable = (
             recorded is not None
@@ -46,6 +48,12 @@ class Validation:
             and recorded.validate_fingerprint == fresh.validate_fingerprint
         )
         self.recorded = recorded if reusable else None
+
+    def first_note(self, case_id: str) -> bool:
+        """True the first time it is asked for a case: one truncation warning per case, not per check."""
+        first = case_id not in self._noted
+        self._noted.add(case_id)
+        return first
 
     @property
     def reused(self) -> bool:
@@ -111,6 +119,6 @@ class Validation:
             variants[f"bucket {runner.max_length} instead of {info.bucket}"] = (own.numpy(), padded.numpy())
         return variants
 
-    def plan(self) -> dict:
+    def plan(self) -> ValidationPlan:
         """What the spool needs to assemble this run's verdict from the outcomes of every process."""
-        return {"compiled_content_id": self.compiled_content_id, "rules": self.rules.as_dict(), "reused": self.reused}
+        return ValidationPlan(self.compiled_content_id, self.rules, self.reused)

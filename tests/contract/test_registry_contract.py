@@ -56,7 +56,7 @@ CARD = {"task": "keywords", "lineage": {"uncompiled_version": "KEYWORDS-TRAINED-
 
 def test_register_then_fetch_files_card_metadata(registry, model, files, tmp_path):
     version, created = registry.register(PROJECT, model, files, CARD, {"compiler": "onnx"}, "fp-1")
-    assert created and version.version_id == f"{model}-1" and version.stage == "none"
+    assert created and version.version_id == f"{model}-1" and version.lifecycle == "none"
     fetched = registry.get_version(PROJECT, f"{model}-1")
     assert fetched.card == CARD and fetched.metadata["compiler"] == "onnx" and fetched.fingerprint == "fp-1"
     assert set(fetched.files) == {"compiled/model.onnx", "validation/report.html"}
@@ -78,13 +78,13 @@ def test_same_fingerprint_registers_nothing_new_and_versions_count_up(registry, 
     assert registry.find_version(PROJECT, f"{model}X", "fp-1") is None  # unknown model: nothing, no error
 
 
-def test_set_stage(registry, model, files):
+def test_set_lifecycle(registry, model, files):
     registry.register(PROJECT, model, files, CARD, {}, "fp-1")
-    assert registry.set_stage(PROJECT, f"{model}-1", "staging").stage == "staging"
-    assert registry.get_version(PROJECT, f"{model}-1").stage == "staging"
-    assert registry.set_stage(PROJECT, f"{model}-1", "production").stage == "production"
+    assert registry.set_lifecycle(PROJECT, f"{model}-1", "staging").lifecycle == "staging"
+    assert registry.get_version(PROJECT, f"{model}-1").lifecycle == "staging"
+    assert registry.set_lifecycle(PROJECT, f"{model}-1", "production").lifecycle == "production"
     with pytest.raises(RegistryError, match="stage 'live' is not one of"):
-        registry.set_stage(PROJECT, f"{model}-1", "live")
+        registry.set_lifecycle(PROJECT, f"{model}-1", "live")
 
 
 def test_unknown_model_or_version_is_a_clear_error_within_seconds(registry, model, files):

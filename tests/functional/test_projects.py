@@ -45,7 +45,7 @@ def test_make_run_project_validates_and_registers(project, compiler, seeded_regi
     assert "longer-than-compiled" in verdict["summary"]["truncated_cases"]
     listed = subprocess.run(["make", "--no-print-directory", "list", f"PROJECT={project}"], cwd=REPO,
                             env=pipeline_env(tmp_path), capture_output=True, text=True, timeout=300).stdout
-    assert f'"version": "{model}-COMPILED-1"' in listed and '"stage": "staging"' in listed
+    assert f'"version": "{model}-COMPILED-1"' in listed and '"lifecycle": "staging"' in listed
     spec = json.loads((tmp_path / "outputs" / "compile" / "compiled.json").read_text())
     lengths = [bucket["length"] for bucket in spec["buckets"]]
     tokenizer_config = json.loads((tmp_path / "outputs" / "compile" / "tokenizer" / "tokenizer_config.json").read_text())

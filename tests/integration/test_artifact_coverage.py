@@ -103,7 +103,7 @@ def test_a_tampered_compiled_file_fails_coverage_and_is_never_registered(built, 
     assert compiled.reused  # the re-sealed artifact verifies: only validation can catch it
 
     cases = stages.load_cases(settings, downloaded)
-    rules = stages.validation_rules(settings, cases)
+    rules = stages.rules_for(settings, cases)
     run = stages.validation(settings, downloaded, compiled, cases, rules)
     coverage = run.result(COVERAGE_CHECK)
     assert not coverage.passed

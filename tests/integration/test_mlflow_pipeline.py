@@ -24,7 +24,7 @@ def test_pipeline_registers_in_mlflow_with_lineage_and_only_once(mlflow_server, 
 
     registry = MlflowRegistry(mlflow_server)
     version = registry.get_version("mlcompile/keywords", "KEYWORDS-COMPILED-1")
-    assert version.stage == "staging"  # an MLflow alias
+    assert version.lifecycle == "staging"  # an MLflow alias
     assert version.metadata["uncompiled_version"] == "KEYWORDS-TRAINED-1"  # lineage as version tags
     assert version.metadata["compiler"] == "torchscript" and version.metadata["validation_passed"] == "true"
     assert version.card["lineage"]["uncompiled_project"] == "mlcompile/keywords"

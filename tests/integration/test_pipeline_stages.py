@@ -48,7 +48,7 @@ def test_stages_one_by_one_register_once_and_reuse(workspace):
     compile_id = Stage(outputs, "compile").load().content_id  # inputs and bytes of this build
     [version] = compiled_versions(workspace)
     assert version.version_id == "KEYWORDS-COMPILED-1"
-    assert version.stage == "staging"
+    assert version.lifecycle == "staging"
     assert version.fingerprint == compile_id
     assert {"compiled/compiled.json", "compiled/bucket-16.pt", "compiled/bucket-64.pt", "compiled/bucket-256.pt",
             "validation/report.html", "validation/verdict.json"} <= set(version.files)

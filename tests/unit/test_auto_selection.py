@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from mlcompile import stages
-from mlcompile.tasks import Case, Tolerance, get_task
+from mlcompile.selection import measure, no_match
+from mlcompile.cases import Case
+from mlcompile.tasks import Tolerance, get_task
 
 pytestmark = pytest.mark.unit
 CASES = [Case("short", "fine"), Case("long", "a long review " * 20)]
@@ -33,13 +34,13 @@ class FakePipeline:
 def test_a_backend_whose_lengths_cut_a_case_is_measured_as_failing_with_the_cut_named():
     task = get_task("sentiment")
     reference = [FakePipeline("NEGATIVE", 256).predict(case.text, {}) for case in CASES]
-    measured = stages._measure(FakePipeline("POSITIVE", 32), CASES, reference, task, Tolerance(1e-3, 1e-3))
-    assert measured["passed"] is False and measured["failed_checks"] == ["long::label", "long::probabilities"]
-    [note] = measured["cut_differently"]
+    measured = measure(FakePipeline("POSITIVE", 32), CASES, reference, task, Tolerance(1e-3, 1e-3))
+    assert measured.passed is False and measured.failed_checks == ["long::label", "long::probabilities"]
+    [note] = measured.cut_differently
     assert note.startswith("case long: 60 tokens; the compiled pipeline kept the first 32")
     assert "the uncompiled pipeline all of them" in note
 
-    message = stages._no_match({"onnx": measured, "torchscript": measured})
+    message = no_match({"onnx": measured, "torchscript": measured})
     assert message.startswith("COMPILER=auto: no backend matches the uncompiled model on the validation cases:")
     assert "\n  onnx: 2 checks failed: long::label, long::probabilities" in message
     assert "1 cases were cut by the compiled lengths where the uncompiled pipeline was not" in message
@@ -48,6 +49,6 @@ def test_a_backend_whose_lengths_cut_a_case_is_measured_as_failing_with_the_cut_
 def test_a_matching_backend_passes_and_names_no_cut():
     task = get_task("sentiment")
     reference = [FakePipeline("NEGATIVE", 256).predict(case.text, {}) for case in CASES]
-    measured = stages._measure(FakePipeline("NEGATIVE", 256), CASES, reference, task, Tolerance(1e-3, 1e-3))
-    assert measured["passed"] is True and measured["failed_checks"] == [] and measured["cut_differently"] == []
-    assert measured["seconds"] >= 0
+    measured = measure(FakePipeline("NEGATIVE", 256), CASES, reference, task, Tolerance(1e-3, 1e-3))
+    assert measured.passed is True and measured.failed_checks == [] and measured.cut_differently == []
+    assert measured.seconds >= 0

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mlcompile.batching import BucketedRunner
-from mlcompile.coverage import Executable, check, executables, plan
+from mlcompile.compiled import Bucket, CompiledSpec
+from mlcompile.coverage import Executable, check, plan
 from mlcompile.tasks import Tolerance
 
 pytestmark = pytest.mark.unit
@@ -64,13 +65,16 @@ def rows(runner) -> list:
 
 
 def test_executables_are_every_file_at_its_shape_and_any_file_nothing_loads():
-    spec = {"batch_size": BATCH, "buckets": [{"length": 8, "file": "bucket-8.pt", "single_file": "bucket-8-batch1.pt"},
-                                             {"length": 32, "file": "bucket-32.pt", "single_file": "bucket-32-batch1.pt"}]}
+    spec = CompiledSpec(task="keywords", backend="torchscript", requested_compiler="torchscript", compiler_settings={},
+                        dynamic_shapes=False, batch_size=BATCH, source_version="X-1", versions={},
+                        buckets=[Bucket(length=8, file="bucket-8.pt", single_file="bucket-8-batch1.pt"),
+                                 Bucket(length=32, file="bucket-32.pt", single_file="bucket-32-batch1.pt")])
     files = ["bucket-8.pt", "bucket-8-batch1.pt", "bucket-32.pt", "bucket-32-batch1.pt", "extra.pt",
              "compiled.json", "workdir/bucket-8/log.pt"]
-    assert executables(spec, files, ".pt") == STATIC + [Executable("extra.pt", None, None)]
-    dynamic = {"dynamic_shapes": True, "batch_size": BATCH, "buckets": [{"length": 32, "file": "model.onnx"}]}
-    assert executables(dynamic, ["model.onnx"], ".onnx") == [Executable("model.onnx", 32, None)]
+    assert spec.executables(files) == STATIC + [Executable("extra.pt", None, None)]
+    dynamic = spec.model_copy(update={"backend": "onnx", "dynamic_shapes": True,
+                                      "buckets": [Bucket(length=32, file="model.onnx")]})
+    assert dynamic.executables(["model.onnx", "extra.pt"]) == [Executable("model.onnx", 32, None)]
 
 
 def test_plan_fills_a_full_batch_at_every_static_shape(tokenizer):

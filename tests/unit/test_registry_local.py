@@ -1,4 +1,4 @@
-"""The local directory registry: numbered immutable versions, verified downloads, stages."""
+"""The local directory registry: numbered immutable versions, verified downloads, lifecycle stages."""
 
 from __future__ import annotations
 
@@ -130,24 +130,24 @@ def test_registered_files_are_a_copy(registry, files):
     assert (stored_files(registry, version.version_id) / "model.bin").read_text() == "weights"
 
 
-@pytest.mark.parametrize("stage", ["staging", "production", "archived", "none"])
-def test_set_stage(registry, files, stage):
+@pytest.mark.parametrize("lifecycle", ["staging", "production", "archived", "none"])
+def test_set_lifecycle(registry, files, lifecycle):
     version, _ = register(registry, files, "fp1")
-    assert version.stage == "none"
-    assert registry.set_stage(PROJECT, version.version_id, stage).stage == stage
-    assert registry.get_version(PROJECT, version.version_id).stage == stage
+    assert version.lifecycle == "none"
+    assert registry.set_lifecycle(PROJECT, version.version_id, lifecycle).lifecycle == lifecycle
+    assert registry.get_version(PROJECT, version.version_id).lifecycle == lifecycle
 
 
-def test_set_unknown_stage_is_refused(registry, files):
+def test_set_unknown_lifecycle_is_refused(registry, files):
     version, _ = register(registry, files, "fp1")
     with pytest.raises(RegistryError, match="'live' is not one of"):
-        registry.set_stage(PROJECT, version.version_id, "live")
-    assert registry.get_version(PROJECT, version.version_id).stage == "none"
+        registry.set_lifecycle(PROJECT, version.version_id, "live")
+    assert registry.get_version(PROJECT, version.version_id).lifecycle == "none"
 
 
-def test_set_stage_of_unknown_version_fails(registry):
+def test_set_lifecycle_of_unknown_version_fails(registry):
     with pytest.raises(RegistryError, match="not found"):
-        registry.set_stage(PROJECT, f"{MODEL}-1", "staging")
+        registry.set_lifecycle(PROJECT, f"{MODEL}-1", "staging")
 
 
 def test_card_and_metadata_round_trip_through_version_json(registry, files):

@@ -47,7 +47,7 @@ def test_values_come_from_dev_env_and_project_file(settings_env):
     settings = load_settings()
     assert settings.mlcompile_env == "dev"
     assert settings.project == "keywords"
-    assert settings.compiled_stage == "staging"  # dev.env
+    assert settings.compiled_lifecycle == "staging"  # dev.env
     assert settings.uncompiled_with_id == "KEYWORDS-TRAINED-1"  # projects/keywords.env
     assert settings.compiled_model == "KEYWORDS-COMPILED"
     assert settings.batch_size == 8 and settings.atol == pytest.approx(1e-3)
@@ -57,10 +57,10 @@ def test_values_come_from_dev_env_and_project_file(settings_env):
 
 def test_environment_wins_over_files(settings_env, monkeypatch):
     monkeypatch.setenv("BATCH_SIZE", "32")
-    monkeypatch.setenv("COMPILED_STAGE", "production")
+    monkeypatch.setenv("COMPILED_LIFECYCLE", "production")
     settings = load_settings()
     assert settings.batch_size == 32
-    assert settings.compiled_stage == "production"
+    assert settings.compiled_lifecycle == "production"
     assert settings.registry_path == settings_env / "registry"
 
 

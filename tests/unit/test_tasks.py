@@ -9,7 +9,8 @@ import torch
 from mlcompile.batching import BucketedRunner
 from mlcompile.errors import ConfigError
 from mlcompile.coverage import Executable
-from mlcompile.tasks import COVERAGE_CHECK, Case, Tolerance, get_task
+from mlcompile.cases import Case
+from mlcompile.tasks import COVERAGE_CHECK, Tolerance, get_task
 from mlcompile.tasks.corpus import NER_LABELS, SENTIMENT_LABELS
 from mlcompile.validation import Validation
 from mlcompile.verdict import Rules

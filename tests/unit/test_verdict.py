@@ -11,7 +11,7 @@ import pytest
 from mlcompile.compare import CheckResult, close
 from mlcompile.gate import refusal
 from mlcompile.report import render_html, truncation_note
-from mlcompile.spool import CheckSpool
+from mlcompile.spool import CheckOutcome, CheckSpool, ValidationPlan
 from mlcompile.verdict import Rules, Verdict
 
 pytestmark = pytest.mark.unit
@@ -93,10 +93,10 @@ def test_as_dict_from_dict_round_trip_through_json():
 def test_spool_round_trips_plan_and_outcomes(tmp_path):
     spool = CheckSpool(tmp_path / "spool")
     assert spool.plan() is None and spool.verdict() is None
-    spool.write_plan({"compiled_content_id": "cid", "rules": RULES.as_dict()})
+    spool.write_plan(ValidationPlan("cid", RULES, reused=False))
     checked = close("doc1", "embedding", [1.0], [1.0], 1e-3, 1e-3).as_dict()
-    spool.write_outcome("doc1::embedding", "passed", checked)
-    spool.write_outcome("doc1::keywords", "failed", None, "keywords differ")
+    spool.write_outcome(CheckOutcome("doc1::embedding", "passed", checked))
+    spool.write_outcome(CheckOutcome("doc1::keywords", "failed", None, "keywords differ"))
     got = spool.verdict()
     assert got.rules == RULES and got.compiled_content_id == "cid"
     assert got.outcomes == {"doc1::embedding": "passed", "doc1::keywords": "failed"}
@@ -107,14 +107,14 @@ def test_spool_round_trips_plan_and_outcomes(tmp_path):
 
 def test_spool_outcome_is_overwritten_by_a_later_write(tmp_path):
     spool = CheckSpool(tmp_path)
-    spool.write_outcome("doc1::embedding", "failed", None, "first")
-    spool.write_outcome("doc1::embedding", "passed", None)
-    assert [(o["outcome"], o["message"]) for o in spool.outcomes()] == [("passed", "")]
+    spool.write_outcome(CheckOutcome("doc1::embedding", "failed", None, "first"))
+    spool.write_outcome(CheckOutcome("doc1::embedding", "passed", None))
+    assert [(o.outcome, o.message) for o in spool.outcomes()] == [("passed", "")]
 
 
 def test_wait_for_returns_missing_ids_after_timeout(tmp_path):
     spool = CheckSpool(tmp_path)
-    spool.write_outcome("doc1::embedding", "passed", None)
+    spool.write_outcome(CheckOutcome("doc1::embedding", "passed", None))
     started = time.monotonic()
     missing = spool.wait_for(EXPECTED, timeout=0.05, poll=0.01)
     assert missing == ["doc1::keywords", "doc2::embedding"]
@@ -124,7 +124,7 @@ def test_wait_for_returns_missing_ids_after_timeout(tmp_path):
 def test_wait_for_returns_empty_when_all_present(tmp_path):
     spool = CheckSpool(tmp_path)
     for check_id in EXPECTED:
-        spool.write_outcome(check_id, "passed", None)
+        spool.write_outcome(CheckOutcome(check_id, "passed", None))
     started = time.monotonic()
     assert spool.wait_for(EXPECTED, timeout=30, poll=0.01) == []
     assert time.monotonic() - started < 1

@@ -1,7 +1,8 @@
 """Model registries behind one contract.
 
 A registry holds models (e.g. `KEYWORDS-COMPILED`) inside projects; a model has numbered,
-immutable versions (`KEYWORDS-COMPILED-1`) with files, a JSON model card, metadata and a stage.
+immutable versions (`KEYWORDS-COMPILED-1`) with files, a JSON model card, metadata and a lifecycle
+stage (none, staging, production, archived; "lifecycle" in code, so "stage" names only pipeline stages).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class VersionInfo:
     project: str
     model: str
     version_id: str
-    stage: str
+    lifecycle: str
     card: dict
     metadata: dict
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
@@ -66,10 +67,10 @@ class Registry(Protocol):
 
         Returns the version and whether it was created now."""
 
-    def set_stage(self, project: str, version_id: str, stage: str) -> VersionInfo: ...
+    def set_lifecycle(self, project: str, version_id: str, lifecycle: str) -> VersionInfo: ...
 
 
-STAGES = ("none", "staging", "production", "archived")
+LIFECYCLES = ("none", "staging", "production", "archived")
 
 
 def copy_verified(source: Path, version: VersionInfo, dest: Path) -> None:

@@ -2,7 +2,7 @@
 
 <root>/<project>/<MODEL>/<MODEL-N>/version.json   card, metadata, file checksums (immutable)
 <root>/<project>/<MODEL>/<MODEL-N>/files/...      the version's files (immutable)
-<root>/<project>/<MODEL>/<MODEL-N>/stage.json     the stage (the one mutable part)
+<root>/<project>/<MODEL>/<MODEL-N>/lifecycle.json the lifecycle stage (the one mutable part)
 <root>/<project>/<MODEL>/counter.json             the last version number handed out
 Versions are written to a temporary directory and renamed into place under a per-model file lock.
 Version numbers only grow: one deleted by hand, or a stray directory, is never handed out again.
@@ -21,10 +21,11 @@ from filelock import FileLock
 
 from ..artifacts import hash_tree, read_json, write_json_atomic
 from ..errors import RegistryError
-from . import STAGES, VersionInfo, copy_verified, split_version_id
+from . import LIFECYCLES, VersionInfo, copy_verified, split_version_id
 
 log = logging.getLogger(__name__)
 COUNTER = "counter.json"
+LIFECYCLE = "lifecycle.json"
 
 
 class LocalRegistry:
@@ -74,14 +75,14 @@ class LocalRegistry:
             record = read_json(path / "version.json")
         except ValueError as exc:
             raise RegistryError(f"{path / 'version.json'} is not valid JSON: {exc}") from exc
-        stage = "none"
-        if (path / "stage.json").is_file():
-            stage = read_json(path / "stage.json")["stage"]
+        lifecycle = "none"
+        if (path / LIFECYCLE).is_file():
+            lifecycle = read_json(path / LIFECYCLE)["lifecycle"]
         return VersionInfo(
             project=project,
             model=model,
             version_id=version_id,
-            stage=stage,
+            lifecycle=lifecycle,
             card=record["card"],
             metadata=record["metadata"],
             files=record["files"],
@@ -164,9 +165,9 @@ class LocalRegistry:
                 raise
             return self.get_version(project, version_id), True
 
-    def set_stage(self, project: str, version_id: str, stage: str) -> VersionInfo:
-        if stage not in STAGES:
-            raise RegistryError(f"stage {stage!r} is not one of {', '.join(STAGES)}")
+    def set_lifecycle(self, project: str, version_id: str, lifecycle: str) -> VersionInfo:
+        if lifecycle not in LIFECYCLES:
+            raise RegistryError(f"lifecycle stage {lifecycle!r} is not one of {', '.join(LIFECYCLES)}")
         self.get_version(project, version_id)
-        write_json_atomic(self._version_dir(project, version_id) / "stage.json", {"stage": stage})
+        write_json_atomic(self._version_dir(project, version_id) / LIFECYCLE, {"lifecycle": lifecycle})
         return self.get_version(project, version_id)

@@ -4,7 +4,7 @@ A model (`KEYWORDS-COMPILED`) is an MLflow registered model tagged with its proj
 (`KEYWORDS-COMPILED-3`) is MLflow model version 3, whose source is the `files/` artifact folder of a
 run in the experiment named after the project. The run also holds `model_card.json` and
 `files.json` (sha256 per file, checked after every download). Metadata and the fingerprint are
-version tags; stages are aliases (`staging`, `production`, `archived`), since MLflow deprecated stages.
+version tags; lifecycle stages are aliases (`staging`, `production`, `archived`), since MLflow deprecated stages.
 HTTP timeouts and retries (with backoff) come from REGISTRY_TIMEOUT and REGISTRY_RETRIES.
 """
 
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..artifacts import hash_tree
 from ..errors import RegistryError
-from . import STAGES, VersionInfo, copy_verified, split_version_id
+from . import LIFECYCLES, VersionInfo, copy_verified, split_version_id
 
 CARD = "model_card.json"
 CHECKSUMS = "files.json"
@@ -97,9 +97,9 @@ class MlflowRegistry:
                 files = json.loads((Path(tmp) / CHECKSUMS).read_text())
             except ValueError as exc:
                 raise RegistryError(f"{model}-{mv.version}: model card or checksums do not parse: {exc}") from None
-        stage = next((alias for alias in mv.aliases if alias in STAGES), "none")
+        lifecycle = next((alias for alias in mv.aliases if alias in LIFECYCLES), "none")
         metadata = {k: v for k, v in mv.tags.items()}
-        return VersionInfo(project, model, f"{model}-{mv.version}", stage, card, metadata, files,
+        return VersionInfo(project, model, f"{model}-{mv.version}", lifecycle, card, metadata, files,
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mv.creation_timestamp / 1000)))
 
     def _model_version(self, project: str, version_id: str):
@@ -182,15 +182,16 @@ class MlflowRegistry:
                 raise
         self._model(project, model)
 
-    def set_stage(self, project: str, version_id: str, stage: str) -> VersionInfo:
-        if stage not in STAGES:
-            raise RegistryError(f"stage {stage!r} is not one of {', '.join(STAGES)}")
+    def set_lifecycle(self, project: str, version_id: str, lifecycle: str) -> VersionInfo:
+        if lifecycle not in LIFECYCLES:
+            raise RegistryError(f"lifecycle stage {lifecycle!r} is not one of {', '.join(LIFECYCLES)}")
         version = self.get_version(project, version_id)
         model, number = split_version_id(version_id)
-        for alias in STAGES[1:]:
-            if alias != stage and version.stage == alias:
+        for alias in LIFECYCLES[1:]:
+            if alias != lifecycle and version.lifecycle == alias:
                 self._call(f"remove alias {alias}",
                            lambda alias=alias: self.client.delete_registered_model_alias(model, alias))
-        if stage != "none":
-            self._call(f"set alias {stage}", lambda: self.client.set_registered_model_alias(model, stage, str(number)))
+        if lifecycle != "none":
+            self._call(f"set alias {lifecycle}",
+                       lambda: self.client.set_registered_model_alias(model, lifecycle, str(number)))
         return self.get_version(project, version_id)

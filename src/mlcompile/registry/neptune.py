@@ -6,7 +6,7 @@ neptune-compatible server or keep the neptune API in their code. Ids are neptune
 
 A version holds `files` (a file set; it downloads as a zip, extracted with a guard against paths
 that escape the destination), `model_card` (JSON), `checksums` (sha256 per file, verified after
-download), `metadata` (JSON) and `fingerprint`; its stage is neptune's own (`change_stage`).
+download), `metadata` (JSON) and `fingerprint`; its lifecycle stage is neptune's own stage (`change_stage`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..artifacts import hash_tree
 from ..errors import RegistryError
-from . import STAGES, VersionInfo, copy_verified, safe_extract_zip, split_version_id
+from . import LIFECYCLES, VersionInfo, copy_verified, safe_extract_zip, split_version_id
 
 FIELDS = {"files": "files", "card": "model_card", "checksums": "checksums", "metadata": "metadata",
           "fingerprint": "fingerprint"}
@@ -157,12 +157,12 @@ class NeptuneRegistry:
             version.stop()
         return self.get_version(project, version_id), True
 
-    def set_stage(self, project: str, version_id: str, stage: str) -> VersionInfo:
-        if stage not in STAGES:
-            raise RegistryError(f"stage {stage!r} is not one of {', '.join(STAGES)}")
+    def set_lifecycle(self, project: str, version_id: str, lifecycle: str) -> VersionInfo:
+        if lifecycle not in LIFECYCLES:
+            raise RegistryError(f"lifecycle stage {lifecycle!r} is not one of {', '.join(LIFECYCLES)}")
         version = self._open(project, f"model version {version_id}", with_id=version_id)
         try:
-            version.change_stage(stage)
+            version.change_stage(lifecycle)
             version.wait()
         finally:
             version.stop()

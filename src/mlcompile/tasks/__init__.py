@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..batching import BucketedRunner
+from ..cases import ARTIFACT_CASE, Case
 from ..compare import CheckResult, close, combine, same
 from ..errors import ConfigError
 
@@ -30,17 +31,7 @@ SCORES = "scores"  # one per outcome item (keyword, entity): comparable only whe
 EXPECTED = "expected"
 # One check of the compiled artifact as a whole: every executable in it ran on case inputs and
 # matched the uncompiled model (mlcompile.coverage).
-COVERAGE_CHECK = "compiled-artifact::coverage"
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    text: str
-    params: dict = field(default_factory=dict)
-    expected: dict | None = None  # prediction stored with the uncompiled version
-    source: str = ""
-    note: str = ""
+COVERAGE_CHECK = f"{ARTIFACT_CASE}::coverage"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,147 @@
+"""The compiled artifact's files: `compiled.json` (a typed `CompiledSpec`), one file per compiled
+shape written by a backend, and loading it all back as the task's pipeline, whatever the backend."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from .artifacts import read_json, write_json_atomic
+from .batching import BucketedRunner, example_inputs
+from .compilers import get_compiler
+from .coverage import Executable
+from .errors import ArtifactError
+from .registry import MODEL_CARD
+from .tasks import get_task
+
+SPEC_FILE = "compiled.json"
+FORMAT = 3
+
+
+class Bucket(BaseModel):
+    """One compiled sequence length: its file at BATCH_SIZE (for dynamic shapes: the one model)
+    and, for static backends, its file at batch 1."""
+
+    length: int
+    file: str
+    single_file: str | None = None
+    compile_seconds: float = 0.0
+
+
+class Measurement(BaseModel):
+    """COMPILER=auto's timing of one backend's task pipeline on the validation cases."""
+
+    seconds: float
+    passed: bool
+    failed_checks: list[str] = []
+    cut_differently: list[str] = []  # cases the compiled lengths cut where the uncompiled pipeline did not
+
+
+class Selection(BaseModel):
+    picked: str
+    candidates: dict[str, Measurement]
+    workload: str
+
+
+class CompiledSpec(BaseModel):
+    """What `compiled.json` says: enough to load and run the artifact, and where it came from."""
+
+    format: int = FORMAT
+    task: str
+    backend: str
+    requested_compiler: str
+    compiler_settings: dict
+    dynamic_shapes: bool
+    batch_size: int
+    buckets: list[Bucket]
+    tokenizer: str = "tokenizer"
+    config: str = "config"
+    source_version: str
+    versions: dict
+    selection: Selection | None = None
+
+    @classmethod
+    def read(cls, root: Path) -> "CompiledSpec":
+        try:
+            return cls.model_validate(read_json(Path(root) / SPEC_FILE))
+        except (OSError, ValueError, ValidationError) as exc:
+            raise ArtifactError(f"{Path(root) / SPEC_FILE} cannot be read as a compiled artifact's spec "
+                                f"(compile again): {exc}") from exc
+
+    def write(self, root: Path) -> None:
+        write_json_atomic(Path(root) / SPEC_FILE, self.model_dump())
+
+    @property
+    def lengths(self) -> list[int]:
+        return [bucket.length for bucket in self.buckets]
+
+    def describe_backend(self) -> str:
+        """`onnx (auto, fastest that matches the model: onnx 0.41 s, torchscript 0.63 s; ...)`."""
+        if not self.selection:
+            return self.backend
+        timings = ", ".join(
+            f"{name} {m.seconds} s" + ("" if m.passed else " (did not match the model)")
+            for name, m in sorted(self.selection.candidates.items(), key=lambda item: item[1].seconds)
+        )
+        return f"{self.backend} (auto, fastest that matches the model: {timings}; {self.selection.workload})"
+
+    def executables(self, files: list[str]) -> list[Executable]:
+        """Every executable the spec loads (each file at its shape), and any compiled file among
+        `files` it does not load."""
+        found = []
+        for bucket in self.buckets:
+            if self.dynamic_shapes:
+                found.append(Executable(bucket.file, bucket.length, None))
+                continue
+            found.append(Executable(bucket.file, bucket.length, self.batch_size))
+            if bucket.single_file:
+                found.append(Executable(bucket.single_file, bucket.length, 1))
+        loaded = {e.file for e in found}
+        suffix = get_compiler(self.backend).suffix
+        stray = sorted(f for f in files if "/" not in f and f.endswith(suffix) and f not in loaded)
+        return found + [Executable(f, None, None) for f in stray]
+
+
+def compile_shapes(compiler, module, tokenizer, lengths: list[int], batch_size: int, dest: Path,
+                   workdir: Path) -> list[Bucket]:
+    """Compile `module` into dest: one dynamic-shape file, or per length a file at `batch_size`
+    and one at batch 1 (a lone text then computes no filler rows)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if compiler.dynamic_shapes:
+        shapes = [(lengths[-1], batch_size, f"model{compiler.suffix}")]
+    else:
+        shapes = [(length, batch, f"bucket-{length}{'' if batch > 1 else '-batch1'}{compiler.suffix}")
+                  for length in lengths for batch in sorted({batch_size, 1}, reverse=True)]
+    buckets: dict[int, dict] = {}
+    for length, batch, name in shapes:
+        example_length = min(length, 16) if compiler.dynamic_shapes else length
+        started = time.perf_counter()
+        compiler.compile(module, example_inputs(tokenizer, batch, example_length), dest / name,
+                         workdir / Path(name).stem)
+        bucket = buckets.setdefault(length, {"length": length, "compile_seconds": 0.0})
+        bucket["file" if batch == batch_size else "single_file"] = name
+        bucket["compile_seconds"] = round(bucket["compile_seconds"] + time.perf_counter() - started, 3)
+    return [Bucket(**bucket) for bucket in buckets.values()]
+
+
+def runner(compiler, buckets: list[Bucket], root: Path, tokenizer, batch_size: int, token_level: bool
+           ) -> BucketedRunner:
+    """The compiled files under root, loaded and routed by length (and batch)."""
+    modules = {b.length: compiler.load(root / b.file) for b in buckets}
+    single = {b.length: compiler.load(root / b.single_file) for b in buckets if b.single_file}
+    return BucketedRunner(tokenizer, modules, batch_size, token_level=token_level,
+                          dynamic=compiler.dynamic_shapes, single=single)
+
+
+def load(path: Path, settings=None):
+    """The task pipeline over a compiled artifact directory, whatever its backend."""
+    from transformers import AutoTokenizer
+
+    spec = CompiledSpec.read(path)
+    task = get_task(spec.task)
+    tokenizer = AutoTokenizer.from_pretrained(str(path / spec.tokenizer), local_files_only=True)
+    compiled = runner(get_compiler(spec.backend, settings), spec.buckets, path, tokenizer, spec.batch_size,
+                      task.token_level)
+    return task.compiled(compiled, path, read_json(path / MODEL_CARD))

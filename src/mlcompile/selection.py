@@ -1,0 +1,83 @@
+"""Which backends to compile, and for COMPILER=auto which one to keep: every usable CPU backend
+is compiled, its task pipeline timed on the validation cases, and the fastest whose predictions
+pass the task's checks is kept."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from .cases import Case
+from .compilers import candidates, get_compiler
+from .compiled import Bucket, Measurement, Selection, runner
+from .errors import ArtifactError, ConfigError
+from .report import truncation_note
+from .settings import Settings
+from .tasks import TaskFamily, Tolerance
+
+log = logging.getLogger(__name__)
+MEASURED_PASSES = 2  # each backend is timed this often; the best pass is kept
+
+
+def usable_compilers(settings: Settings) -> list:
+    """The configured backends, checked usable here (a clear error before anything is built)."""
+    found = []
+    for name in candidates(settings.compiler):
+        compiler = get_compiler(name, settings)
+        try:
+            compiler.check()
+        except ConfigError:
+            if settings.compiler != "auto" or name == "neuron":
+                raise
+            log.warning("COMPILER=auto: skipping %s, which cannot run here", name)
+            continue
+        found.append(compiler)
+    if not found:
+        raise ConfigError("COMPILER=auto: no usable backend here; install onnxruntime or use COMPILER=torchscript")
+    return found
+
+
+def measure(pipeline, cases: list[Case], reference: list[dict], task: TaskFamily, tol: Tolerance) -> Measurement:
+    """Seconds the task pipeline takes over the cases (best of MEASURED_PASSES, after a warm-up
+    pass), and whether its predictions pass the task's checks against the uncompiled ones."""
+    predictions = [pipeline.predict(case.text, case.params) for case in cases]  # warm-up
+    seconds = float("inf")
+    for _ in range(MEASURED_PASSES):
+        started = time.perf_counter()
+        for case in cases:
+            pipeline.predict(case.text, case.params)
+        seconds = min(seconds, time.perf_counter() - started)
+    failed = [f"{case.id}::{check}" for case, observed, expected in zip(cases, predictions, reference)
+              for check, result in task.compare(case.id, observed, expected, tol).items() if not result.passed]
+    cut = [note for case, observed, expected in zip(cases, predictions, reference)
+           if observed["text_info"]["kept"] != expected["text_info"]["kept"]
+           and (note := truncation_note(case.id, observed["text_info"], expected["text_info"]))]
+    return Measurement(seconds=round(seconds, 4), passed=not failed, failed_checks=failed, cut_differently=cut)
+
+
+def fastest(compilers: list, built: dict[str, list[Bucket]], backends_dir: Path, tokenizer, task: TaskFamily,
+            batch_size: int, cases: list[Case], reference: list[dict], tol: Tolerance, model_dir: Path,
+            card: dict) -> Selection:
+    """Time each built backend's task pipeline on the cases; pick the fastest that passes."""
+    measured = {}
+    for compiler in compilers:
+        root = backends_dir / compiler.name
+        compiled = runner(compiler, built[compiler.name], root, tokenizer, batch_size, task.token_level)
+        measured[compiler.name] = measure(task.compiled(compiled, model_dir, card), cases, reference, task, tol)
+    passing = [name for name, m in measured.items() if m.passed]
+    if not passing:
+        raise ArtifactError(no_match(measured))
+    return Selection(picked=min(passing, key=lambda name: measured[name].seconds), candidates=measured,
+                     workload=f"the task pipeline on {len(cases)} validation cases, best of {MEASURED_PASSES} "
+                              "passes after a warm-up")
+
+
+def no_match(measured: dict[str, Measurement]) -> str:
+    lines = [f"{name}: {len(m.failed_checks)} checks failed: {', '.join(m.failed_checks[:6])}"
+             + (" ..." if len(m.failed_checks) > 6 else "") for name, m in measured.items()]
+    cut = next((m.cut_differently for m in measured.values() if m.cut_differently), [])
+    if cut:
+        lines.append(f"{len(cut)} cases were cut by the compiled lengths where the uncompiled pipeline was not, "
+                     f"which alone makes outputs differ; e.g. {cut[0]}")
+    return "COMPILER=auto: no backend matches the uncompiled model on the validation cases:\n  " + "\n  ".join(lines)

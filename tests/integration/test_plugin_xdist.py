@@ -1,0 +1,22 @@
+"""The pipeline plugin's spool across xdist workers, with the model work faked (tests/conftest.py's
+fake_pipeline): checks run in two processes and the upload on one of them sees the other's failure."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..conftest import registered
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["pytester"]
+
+
+def test_outcomes_of_two_xdist_workers_reach_the_gate(fake_pipeline, pytester):
+    """Checks run on both workers; the upload (on one of them) sees the failure from the other."""
+    failing = "beta::invariance"
+    result = fake_pipeline("-n", "2", "-v", FAKE_FAILING=failing)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([f"upload: refused: validation did not pass: {failing}: failed: scripted"])
+    assert registered(pytester) == []
+    workers = {line.split("[")[1].split("]")[0] for line in result.stdout.lines if line.startswith("[gw")}
+    assert workers == {"gw0", "gw1"}  # the checks really ran in two processes

@@ -1,0 +1,106 @@
+"""Stand-ins for the model work of mlcompile.stages (download, compile, the pipelines and the
+validation), so the pipeline plugin's hooks, its spool and the real upload gate and local registry
+run in well under a second. Loaded with `-p mlcompile_fakes`; scripted by environment variables:
+
+FAKE_FAILING          comma-separated check ids that fail
+FAKE_COMPILE_SALT     changes the compiled bytes (a recompiled artifact)
+FAKE_DOWNLOAD_ERROR   the download fails with this registry error
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from mlcompile import stages
+from mlcompile.artifacts import fingerprint, write_json_atomic
+from mlcompile.cases import Case
+from mlcompile.compare import CheckResult
+from mlcompile.compiled import Bucket, CompiledSpec
+from mlcompile.errors import RegistryError
+from mlcompile.spool import ValidationPlan
+
+CASES = [Case("alpha", "a short text"), Case("beta", "another short text")]
+CALLS = "fake-calls.txt"  # what the fakes were asked to do, a line each, in the working directory
+
+
+def called(what: str) -> None:
+    with open(CALLS, "a") as log:
+        log.write(what + "\n")
+
+
+def download(settings, force=False):
+    called("download")
+    if os.environ.get("FAKE_DOWNLOAD_ERROR"):
+        raise RegistryError(os.environ["FAKE_DOWNLOAD_ERROR"])
+
+    def build(tmp):
+        write_json_atomic(tmp / "model_card.json", {"task": settings.model_task})
+        write_json_atomic(tmp / "version.json", {"version_id": settings.uncompiled_with_id, "metadata": {}})
+        return {"version_id": settings.uncompiled_with_id}
+
+    return stages.stage(settings, "download").ensure(fingerprint(settings.uncompiled_with_id), build, force=force)
+
+
+def compile(settings, downloaded, force=False):
+    called("compile")
+    salt = os.environ.get("FAKE_COMPILE_SALT", "")
+
+    def build(tmp):
+        (tmp / "bucket-16.pt").write_text(f"weights{salt}")
+        write_json_atomic(tmp / "model_card.json", {"task": settings.model_task})
+        CompiledSpec(task=settings.model_task, backend="torchscript", requested_compiler=settings.compiler,
+                     compiler_settings={}, dynamic_shapes=False, batch_size=settings.batch_size,
+                     buckets=[Bucket(length=16, file="bucket-16.pt")], source_version=settings.uncompiled_with_id,
+                     versions={}).write(tmp)
+        return {"backend": "torchscript"}
+
+    return stages.stage(settings, "compile").ensure(fingerprint([downloaded.fingerprint, salt]), build, force=force)
+
+
+class FakePipeline:
+    def predict(self, text, params):
+        return {"text_info": {"tokens": 3, "bucket": 16, "kept": 3, "truncated": False}}
+
+
+class FakeValidation:
+    def __init__(self, compiled, rules):
+        self.compiled, self.rules = compiled, rules
+
+    def result(self, check_id):
+        called(f"check {check_id}")
+        case, check = check_id.split("::")
+        failing = os.environ.get("FAKE_FAILING", "").split(",")
+        return CheckResult(case, check, check_id not in failing, "scripted")
+
+    def first_note(self, case_id):
+        return False
+
+    def plan(self):
+        return ValidationPlan(self.compiled.content_id, self.rules, reused=False)
+
+
+def validation(settings, downloaded, compiled, cases, rules, recorded=None, compiled_loader=None,
+               reference_loader=None):
+    return FakeValidation(compiled, rules)
+
+
+FAKES = {"download": download, "compile": compile, "validation": validation,
+         "load_cases": lambda settings, downloaded: list(CASES),
+         "load_compiled": lambda path, settings=None: FakePipeline(),
+         "load_reference": lambda settings, downloaded: FakePipeline()}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    patch = pytest.MonkeyPatch()
+    for name, fake in FAKES.items():
+        patch.setattr(stages, name, fake)
+    config._mlcompile_fakes = patch
+
+
+def pytest_unconfigure(config):
+    patch = getattr(config, "_mlcompile_fakes", None)  # absent when another plugin stopped configure
+    if patch is not None:
+        patch.undo()  # in process, the real stages are back for the next test
