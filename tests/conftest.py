@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,7 @@ def fake_pipeline(pytester, monkeypatch, settings_env):
                        "SEQUENCE_LENGTHS": "16", "TORCH_THREADS": "1"}.items():
         monkeypatch.setenv(key, str(value))
     monkeypatch.chdir(pytester.path)
+    forget_pipeline_tests()  # a real in-process run of this worker imported the repository's
 
     def pipeline(*args: str, **env: str):
         with monkeypatch.context() as patch:
@@ -116,11 +118,18 @@ def _seed_shared(tmp_path_factory, worker_id: str, project: str) -> Path:
     root = shared / project
     with FileLock(str(shared / f"{project}.lock")):
         if not (root / "seeded").is_file():
-            env = clean_environ(REGISTRY_PATH=root / "registry", OUTPUTS_DIR=root / "outputs")
-            done = subprocess.run([sys.executable, "-m", "mlcompile.cli", "seed", project], cwd=REPO, env=env,
-                                  capture_output=True, text=True)
-            assert done.returncode == 0, done.stderr
-            (root / "seeded").write_text(done.stdout)
+            from mlcompile.demo import seed
+            from mlcompile.settings import load_settings
+
+            with pytest.MonkeyPatch.context() as patch:  # `mlcompile seed <project>`, in this process
+                for key in list(os.environ):
+                    patch.delenv(key)
+                env = clean_environ(REGISTRY_PATH=root / "registry", OUTPUTS_DIR=root / "outputs", PROJECT=project)
+                for key, value in env.items():
+                    patch.setenv(key, value)
+                patch.chdir(REPO)
+                version, _ = seed(load_settings())
+            (root / "seeded").write_text(version.version_id)
     return root / "registry"
 
 
@@ -150,23 +159,74 @@ def pipeline_env(workspace: Path, **overrides) -> dict:
                          **{"TORCH_THREADS": 1, "COMPILER": "torchscript", **overrides})
 
 
-def run_pipeline(workspace: Path, *args: str, **overrides) -> subprocess.CompletedProcess:
-    """`pytest pipeline_tests ARGS` as a user runs it, in a separate process."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "pipeline_tests", "-p", "no:cacheprovider", "-q", *args],
-        cwd=REPO, env=pipeline_env(workspace, **overrides), capture_output=True, text=True, timeout=900,
-    )
-    done.output = done.stdout + done.stderr  # type: ignore[attr-defined]
-    return done
+def forget_pipeline_tests() -> None:
+    """An in-process run imports pipeline_tests.*; the next run (maybe of a copy elsewhere) imports afresh."""
+    for name in [n for n in sys.modules if n == "pipeline_tests" or n.startswith("pipeline_tests.")]:
+        del sys.modules[name]
 
 
-def run_cli(workspace: Path, *args: str, **overrides) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [sys.executable, "-m", "mlcompile.cli", *args],
-        cwd=REPO, env=pipeline_env(workspace, **overrides), capture_output=True, text=True, timeout=900,
-    )
-    done.output = done.stdout + done.stderr  # type: ignore[attr-defined]
-    return done
+@pytest.fixture
+def standin_neuronx(monkeypatch):
+    """The stand-in torch_neuronx (tests/standins), importable for this test only and forgotten after
+    it: a module left in sys.modules would make COMPILER=auto choose neuron in later tests."""
+    monkeypatch.syspath_prepend(str(STANDINS))
+    sys.modules.pop("torch_neuronx", None)
+    import torch_neuronx
+
+    torch_neuronx.CALLS.clear()
+    yield torch_neuronx
+    sys.modules.pop("torch_neuronx", None)
+
+
+@pytest.fixture(autouse=True)
+def no_torch_neuronx_left_behind(request):
+    """The stand-in leaking into later tests made COMPILER=auto pick neuron there: fail where it leaks."""
+    yield
+    if sys.modules.get("torch_neuronx") is not None or str(STANDINS) in sys.path:
+        sys.modules.pop("torch_neuronx", None)
+        pytest.fail(f"{request.node.nodeid} left the stand-in torch_neuronx importable", pytrace=False)
+
+
+@dataclass
+class Done:
+    returncode: int
+    output: str
+
+
+class InProcess:
+    """`mlcompile ARGS` or `pytest pipeline_tests ARGS` run in this test's process, as a user runs
+    them but without a new interpreter's seconds of imports; settings as pipeline_env(root, ...)."""
+
+    def __init__(self, monkeypatch, capsys):
+        self.monkeypatch, self.capsys = monkeypatch, capsys
+
+    def _run(self, root: Path, main, settings: dict) -> Done:
+        self.capsys.readouterr()  # what the test printed before is not this command's output
+        forget_pipeline_tests()
+        with self.monkeypatch.context() as patch:
+            for key in list(os.environ):
+                patch.delenv(key)
+            for key, value in pipeline_env(root, **settings).items():
+                patch.setenv(key, value)
+            patch.chdir(REPO)
+            code = int(main())
+        forget_pipeline_tests()
+        captured = self.capsys.readouterr()
+        return Done(code, captured.out + captured.err)
+
+    def cli(self, root: Path, *args: str, **settings) -> Done:
+        from mlcompile import cli
+
+        return self._run(root, lambda: cli.main(list(args)), settings)
+
+    def pytest(self, root: Path, *args: str, **settings) -> Done:
+        return self._run(root, lambda: pytest.main(["pipeline_tests", "-p", "no:cacheprovider", "-q", *args]),
+                         settings)
+
+
+@pytest.fixture
+def in_process(monkeypatch, capsys) -> InProcess:
+    return InProcess(monkeypatch, capsys)
 
 
 def free_port() -> int:

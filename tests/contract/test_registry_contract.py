@@ -5,7 +5,6 @@ is gone and its debug mode keeps nothing between containers)."""
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 
@@ -17,10 +16,8 @@ from mlcompile.registry.local import LocalRegistry
 from mlcompile.registry.mlflow import MlflowRegistry
 from mlcompile.registry.neptune import NeptuneRegistry
 
-from ..conftest import STANDINS, free_port
-
-sys.path.insert(0, str(STANDINS))
-from neptune_double import NeptuneDouble  # noqa: E402
+from ..conftest import free_port
+from ..standins.neptune_double import NeptuneDouble  # not via sys.path: tests/standins also holds torch_neuronx
 
 pytestmark = pytest.mark.integration
 PROJECT = "contract/test"

@@ -1,4 +1,5 @@
-"""`mlcompile` as a user runs it: seed a registry, run the pipeline, read the exit codes."""
+"""`mlcompile` as a user runs it (in this process): seed a registry, select stages, bench; the exit
+codes are in test_exit_codes.py."""
 
 from __future__ import annotations
 
@@ -6,39 +7,38 @@ import json
 
 import pytest
 
-from ..conftest import run_cli
 
 pytestmark = pytest.mark.functional
 
 
-def test_seed_is_idempotent(tmp_path):
-    first = run_cli(tmp_path, "seed", "keywords")
+def test_seed_is_idempotent(tmp_path, in_process):
+    first = in_process.cli(tmp_path, "seed", "keywords")
     assert first.returncode == 0, first.output
     assert "registered: KEYWORDS-TRAINED-1" in first.output
-    second = run_cli(tmp_path, "seed", "keywords")
+    second = in_process.cli(tmp_path, "seed", "keywords")
     assert second.returncode == 0 and "already registered (same content)" in second.output
     assert (tmp_path / "registry" / "mlcompile" / "keywords" / "KEYWORDS-TRAINED" / "KEYWORDS-TRAINED-1").is_dir()
     assert not (tmp_path / "registry" / "mlcompile" / "keywords" / "KEYWORDS-TRAINED" / "KEYWORDS-TRAINED-2").exists()
 
 
-def test_stage_switches_select_stages(workspace):
-    # The full run is in test_projects.py (every project, through make).
-    only_download = run_cli(workspace, "run", COMPILE_PIPELINE_EXECUTION_DOWNLOAD="true")
+def test_stage_switches_select_stages(workspace, in_process):
+    # The CLI turns COMPILE_PIPELINE_EXECUTION_* into -m; the plugin's own mapping: tests/unit/test_plugin.py.
+    only_download = in_process.cli(workspace, "run", COMPILE_PIPELINE_EXECUTION_DOWNLOAD="true")
     assert only_download.returncode == 0, only_download.output
     assert (workspace / "outputs" / "download" / "manifest.json").is_file()
     assert not (workspace / "outputs" / "compile").exists()
 
-    only_compile = run_cli(workspace, "run", COMPILE_PIPELINE_EXECUTION_COMPILE="true")
+    only_compile = in_process.cli(workspace, "run", COMPILE_PIPELINE_EXECUTION_COMPILE="true")
     assert only_compile.returncode == 0, only_compile.output
     assert "compile: built" in only_compile.output
     assert (workspace / "outputs" / "compile" / "manifest.json").is_file()
     assert not (workspace / "outputs" / "validate").exists()
-    listed = run_cli(workspace, "list").output
+    listed = in_process.cli(workspace, "list").output
     assert '"version": "KEYWORDS-TRAINED-1"' in listed and "KEYWORDS-COMPILED" not in listed
 
 
-def test_bench_prints_each_backend_against_the_uncompiled_pipeline(workspace):
-    done = run_cli(workspace, "bench", "--backends", "torchscript", "--repeat", "1")
+def test_bench_prints_each_backend_against_the_uncompiled_pipeline(workspace, in_process):
+    done = in_process.cli(workspace, "bench", "--backends", "torchscript", "--repeat", "1")
     assert done.returncode == 0, done.output
     assert "keywords: 15 validation cases, best of 1 interleaved passes after a warm-up" in done.output
     lines = {line.split()[0]: line for line in done.output.splitlines() if line.startswith(("uncompiled", "torchscript"))}

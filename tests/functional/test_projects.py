@@ -1,32 +1,29 @@
-"""Every reference project end to end, as a user runs it: `make run PROJECT=...` on a registry
-holding only that project's demo uncompiled model."""
+"""Every reference project end to end, as a user runs it (`mlcompile run`, in this process; .ci/run
+runs `make run` for each project too) on a registry holding only that project's demo uncompiled
+model. Each task family with each CPU backend at least once: keywords with auto (both backends
+compiled and measured), ner with onnx, sentiment with torchscript; keywords with torchscript is in
+tests/integration/test_pipeline_stages.py."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 
 import pytest
 
 from mlcompile.registry.local import LocalRegistry
 from mlcompile.tasks import get_task
 
-from ..conftest import REPO, pipeline_env
 
 pytestmark = pytest.mark.functional
 MODELS = {"keywords": "KEYWORDS", "ner": "NER", "sentiment": "SEN"}
 
 
-@pytest.mark.parametrize("project, compiler", [
-    ("keywords", "auto"), ("keywords", "onnx"), ("ner", "torchscript"), ("ner", "onnx"),
-    ("sentiment", "torchscript"), ("sentiment", "onnx"),
-])  # keywords with torchscript: tests/integration/test_pipeline_stages.py
-def test_make_run_project_validates_and_registers(project, compiler, seeded_registries, tmp_path):
+@pytest.mark.parametrize("project, compiler", [("keywords", "auto"), ("ner", "onnx"), ("sentiment", "torchscript")])
+def test_run_project_validates_and_registers(project, compiler, seeded_registries, tmp_path, in_process):
     shutil.copytree(seeded_registries[project], tmp_path / "registry")
-    done = subprocess.run(["make", "--no-print-directory", "run", f"PROJECT={project}", f"COMPILER={compiler}"],
-                          cwd=REPO, env=pipeline_env(tmp_path), capture_output=True, text=True, timeout=900)
-    output = done.stdout + done.stderr
+    done = in_process.cli(tmp_path, "run", PROJECT=project, COMPILER=compiler)
+    output = done.output
     assert done.returncode == 0, output
     model = MODELS[project]
     assert f"upload: registered {model}-COMPILED-1" in output
@@ -43,8 +40,7 @@ def test_make_run_project_validates_and_registers(project, compiler, seeded_regi
     assert len(cases) >= 10 and all(f"{case}::invariance" in verdict["results"] for case in cases)
     assert {c for c in cases if c.startswith("registry-")} == {f"registry-{i['id']}" for i in task.demo_inputs}
     assert "longer-than-compiled" in verdict["summary"]["truncated_cases"]
-    listed = subprocess.run(["make", "--no-print-directory", "list", f"PROJECT={project}"], cwd=REPO,
-                            env=pipeline_env(tmp_path), capture_output=True, text=True, timeout=300).stdout
+    listed = in_process.cli(tmp_path, "list", PROJECT=project).output
     assert f'"version": "{model}-COMPILED-1"' in listed and '"lifecycle": "staging"' in listed
     spec = json.loads((tmp_path / "outputs" / "compile" / "compiled.json").read_text())
     lengths = [bucket["length"] for bucket in spec["buckets"]]
@@ -62,6 +58,7 @@ def test_make_run_project_validates_and_registers(project, compiler, seeded_regi
         assert served == set(lengths)  # the cases cover every bucket
     if compiler == "auto":
         selection = spec["selection"]
+        assert selection is not None, f"auto compiled only {spec['backend']}:\n{output}"
         assert set(selection["candidates"]) == {"onnx", "torchscript"}
         assert spec["backend"] == selection["picked"] == min(
             selection["candidates"], key=lambda name: selection["candidates"][name]["seconds"])

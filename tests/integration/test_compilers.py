@@ -1,5 +1,5 @@
-"""Backends inside the whole pipeline: Neuron through the stand-in torch_neuronx (tests/standins),
-and COMPILER=neuron on a host without it."""
+"""Neuron inside the whole pipeline, through the stand-in torch_neuronx (tests/standins); COMPILER=neuron
+on a host without it: tests/functional/test_exit_codes.py."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ import json
 
 import pytest
 
-from ..conftest import STANDINS, run_cli, run_pipeline
-
 pytestmark = pytest.mark.integration
 
 
-def test_neuron_backend_runs_the_pipeline_with_the_standin(workspace):
-    done = run_pipeline(workspace, COMPILER="neuron", PYTHONPATH=STANDINS)
+def test_neuron_backend_runs_the_pipeline_with_the_standin(workspace, in_process, standin_neuronx):
+    done = in_process.pytest(workspace, COMPILER="neuron")
     assert done.returncode == 0, done.output
     assert "compile: backend neuron" in done.output and "upload: registered KEYWORDS-COMPILED-1" in done.output
     compiled = workspace / "outputs" / "compile"
@@ -26,12 +24,3 @@ def test_neuron_backend_runs_the_pipeline_with_the_standin(workspace):
         assert (compiled / "workdir" / "neuron" / f"bucket-{length}" / "log-neuron-cc.txt").is_file()
     manifest = json.loads((compiled / "manifest.json").read_text())
     assert manifest["inputs"]["backends"]["neuron"]["settings"]["compiler_args"] == ["--auto-cast", "none"]
-
-
-def test_neuron_without_torch_neuronx_fails_at_once_and_builds_nothing(workspace):
-    done = run_cli(workspace, "run", COMPILER="neuron")
-    assert done.returncode == 10, done.output
-    assert "COMPILER=neuron needs torch-neuronx" in done.output
-    assert "https://pip.repos.neuron.amazonaws.com" in done.output
-    assert not (workspace / "outputs" / "compile").exists()
-    assert not list((workspace / "outputs").glob(".compile*"))  # no temporary build left behind

@@ -15,7 +15,7 @@ from mlcompile.artifacts import MANIFEST, Stage
 from mlcompile.errors import RegistryError
 from mlcompile.registry.local import LocalRegistry
 
-from ..conftest import REPO, pipeline_env, run_cli
+from ..conftest import REPO, pipeline_env
 
 pytestmark = pytest.mark.integration
 PROJECT = "mlcompile/keywords"
@@ -33,13 +33,13 @@ def flip_byte(path):
     path.write_bytes(bytes(data))
 
 
-def test_fault_byte_flipped_in_compile_and_download_outputs_is_rebuilt(workspace):
-    assert run_cli(workspace, "run", "--stage", "compile").returncode == 0
+def test_fault_byte_flipped_in_compile_and_download_outputs_is_rebuilt(workspace, in_process):
+    assert in_process.cli(workspace, "run", "--stage", "compile").returncode == 0
     outputs = workspace / "outputs"
     built_at = {name: Stage(outputs, name).load().manifest["created_unix"] for name in ("download", "compile")}
     flip_byte(outputs / "compile" / "bucket-16.pt")
     flip_byte(next((outputs / "download" / "model").rglob("model.safetensors")))
-    again = run_cli(workspace, "run", "--stage", "compile")
+    again = in_process.cli(workspace, "run", "--stage", "compile")
     assert again.returncode == 0, again.output
     assert "compile: built" in again.output
     for name in ("download", "compile"):  # detected by the manifest, never trusted: rebuilt and intact
@@ -47,26 +47,26 @@ def test_fault_byte_flipped_in_compile_and_download_outputs_is_rebuilt(workspace
         assert rebuilt.manifest["created_unix"] > built_at[name] and Stage(outputs, name).problem() is None
 
 
-def test_fault_registry_file_corrupted_fails_download_and_writes_nothing(workspace):
+def test_fault_registry_file_corrupted_fails_download_and_writes_nothing(workspace, in_process):
     version_dir = workspace / "registry" / PROJECT / "KEYWORDS-TRAINED" / "KEYWORDS-TRAINED-1"
     flip_byte(next((version_dir / "files").rglob("model.safetensors")))
-    done = run_cli(workspace, "run", "--stage", "download")
+    done = in_process.cli(workspace, "run", "--stage", "download")
     assert done.returncode == 11  # registry error
     assert "does not match its recorded sha256" in done.output
     assert not (workspace / "outputs" / "download").exists()  # nothing downloaded half
 
 
-def test_fault_model_card_that_does_not_parse_is_a_clear_error(workspace):
+def test_fault_model_card_that_does_not_parse_is_a_clear_error(workspace, in_process):
     record = workspace / "registry" / PROJECT / "KEYWORDS-TRAINED" / "KEYWORDS-TRAINED-1" / "version.json"
     record.chmod(0o644)
     record.write_text(record.read_text()[:-20])
-    done = run_cli(workspace, "run", "--stage", "download")
+    done = in_process.cli(workspace, "run", "--stage", "download")
     assert done.returncode != 0 and "is not valid JSON" in done.output
     assert not (workspace / "outputs" / "download").exists()
 
 
-def test_fault_compile_killed_with_sigkill_leaves_nothing_a_later_run_accepts(workspace):
-    assert run_cli(workspace, "run", "--stage", "download").returncode == 0
+def test_fault_compile_killed_with_sigkill_leaves_nothing_a_later_run_accepts(workspace, in_process):
+    assert in_process.cli(workspace, "run", "--stage", "download").returncode == 0
     process = subprocess.Popen([sys.executable, "-m", "mlcompile.cli", "run", "--stage", "compile"], cwd=REPO,
                                env=pipeline_env(workspace), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
@@ -78,19 +78,21 @@ def test_fault_compile_killed_with_sigkill_leaves_nothing_a_later_run_accepts(wo
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (outputs / "compile" / MANIFEST).exists()
-    again = run_cli(workspace, "run", "--stage", "compile")
+    again = in_process.cli(workspace, "run", "--stage", "compile")
     assert again.returncode == 0, again.output
     assert "compile: built" in again.output
     assert not list(outputs.glob(".compile.build-*"))  # the killed build was cleaned up
 
 
-def test_fault_secrets_never_reach_logs_reports_manifests_or_the_registry(workspace):
-    done = run_cli(workspace, "run", **SENTINELS)
+def test_fault_secrets_never_reach_logs_reports_manifests_or_the_registry(workspace, in_process, caplog):
+    caplog.set_level("DEBUG")  # every log record of the runs, whatever its level
+    done = in_process.cli(workspace, "run", **SENTINELS)
     assert done.returncode == 0, done.output
-    failed = run_cli(workspace, "run", BATCH_SIZE="many", **SENTINELS)  # an error path prints settings
+    failed = in_process.cli(workspace, "run", BATCH_SIZE="many", **SENTINELS)  # an error path prints settings
     assert failed.returncode == 10  # configuration error
-    settings = run_cli(workspace, "settings", **SENTINELS)
-    texts = {"stdout/stderr": done.output + failed.output + settings.output}
+    settings = in_process.cli(workspace, "settings", **SENTINELS)
+    texts = {"stdout/stderr": done.output + failed.output + settings.output, "log records": caplog.text}
+    assert "compile: building" in caplog.text  # the runs' own log records were seen
     for root in (workspace / "outputs", workspace / "registry"):
         for path in root.rglob("*"):
             if path.is_file() and path.stat().st_size < 50_000_000:

@@ -5,7 +5,6 @@ reloads, dynamic batching, and the clear error where torch_neuronx is missing.""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +14,6 @@ from mlcompile.compilers.neuron import NeuronCompiler
 from mlcompile.errors import ConfigError
 
 pytestmark = pytest.mark.unit
-STANDINS = Path(__file__).resolve().parents[1] / "standins"
 
 
 class Tiny(torch.nn.Module):
@@ -28,13 +26,8 @@ class Tiny(torch.nn.Module):
 
 
 @pytest.fixture
-def neuronx(monkeypatch):
-    monkeypatch.syspath_prepend(str(STANDINS))
-    monkeypatch.delitem(sys.modules, "torch_neuronx", raising=False)
-    import torch_neuronx
-
-    torch_neuronx.CALLS.clear()
-    return torch_neuronx
+def neuronx(standin_neuronx):
+    return standin_neuronx
 
 
 @pytest.fixture
