@@ -52,6 +52,12 @@ def settings_env(monkeypatch, tmp_path):
 
 PROJECTS = ("keywords", "ner", "sentiment")
 FAKES = REPO / "tests" / "pipeline_fakes"
+# Three keywords cases (short, empty, longer than compiled): where a test needs a real validation,
+# not the project's fifteen cases (the full set runs in test_projects.py and test_pipeline_stages.py).
+FEW_CASES = REPO / "tests" / "data" / "keywords-few-cases.json"
+# Two lengths at batch 1 (files bucket-16-batch1.pt and bucket-256-batch1.pt): a small artifact for
+# tests whose point is not the shapes.
+SMALL_SHAPES = {"SEQUENCE_LENGTHS": "16,256", "BATCH_SIZE": "1"}
 
 
 @pytest.fixture
@@ -112,14 +118,17 @@ def _may_use_demo_models(config) -> bool:
 def _seed_shared(tmp_path_factory, worker_id: str, project: str) -> Path:
     """The registry with `project`'s demo model, seeded once per test run (by the session start
     above, or else by the first xdist worker to ask, while the others wait on its lock)."""
-    base = tmp_path_factory.getbasetemp()
-    shared = (base.parent if worker_id != "master" else base) / "seeded"
+    shared = _shared_dir(tmp_path_factory, worker_id) / "seeded"
     shared.mkdir(exist_ok=True)
     root = shared / project
     with FileLock(str(shared / f"{project}.lock")):
         if not (root / "seeded").is_file():
+            from transformers.utils import logging as hf_logging
+
             from mlcompile.demo import seed
             from mlcompile.settings import load_settings
+
+            hf_logging.disable_progress_bar()  # as `mlcompile seed` does
 
             with pytest.MonkeyPatch.context() as patch:  # `mlcompile seed <project>`, in this process
                 for key in list(os.environ):
@@ -235,37 +244,61 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _shared_dir(tmp_path_factory, worker_id: str) -> Path:
+    """A folder every process of this test run sees (xdist workers' base temps sit inside it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if worker_id != "master" else base
+
+
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory) -> str:
-    """A real MLflow tracking server on 127.0.0.1 (sqlite store, local artifacts), one per test
-    process, stopped at the end of the session."""
-    data = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    log = open(data / "server.log", "w")
-    server = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}", "--artifacts-destination", str(data / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, cwd=data, start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
+def mlflow_server(tmp_path_factory, worker_id) -> str:
+    """A real MLflow tracking server on 127.0.0.1 (sqlite store, local artifacts), started by the
+    first process of the test run that needs it and shared by all (model names are unique per test);
+    stopped at the end of the run (pytest_sessionfinish below)."""
+    data = _shared_dir(tmp_path_factory, worker_id) / "mlflow"
+    data.mkdir(exist_ok=True)
+    with FileLock(str(data / "start.lock")):
+        if not (data / "uri").is_file():
+            port = free_port()
+            mlflow = Path(sys.executable).with_name("mlflow")
+            with open(data / "server.log", "w") as log:
+                server = subprocess.Popen(
+                    [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                     "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",
+                     "--artifacts-destination", str(data / "artifacts")],
+                    stdout=log, stderr=subprocess.STDOUT, cwd=data, start_new_session=True,
+                )
+            (data / "pid").write_text(str(server.pid))
+            uri = f"http://127.0.0.1:{port}"
+            _wait_healthy(uri, server, data / "server.log")
+            (data / "uri").write_text(uri)
+    return (data / "uri").read_text()
+
+
+def _wait_healthy(uri: str, server: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 120
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"MLflow server did not start:\n{(data / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
+    while True:
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
+            raise RuntimeError(f"MLflow server did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def pytest_sessionfinish(session):
+    """The run's last process to finish (the xdist controller, or the only one) stops the server."""
+    if hasattr(session.config, "workerinput"):
+        return
+    pid_file = session.config._tmp_path_factory.getbasetemp() / "mlflow" / "pid"
+    if pid_file.is_file():
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        pid_file.unlink()

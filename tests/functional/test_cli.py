@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from ..conftest import FEW_CASES, SMALL_SHAPES
+
 
 pytestmark = pytest.mark.functional
 
@@ -28,7 +30,7 @@ def test_stage_switches_select_stages(workspace, in_process):
     assert (workspace / "outputs" / "download" / "manifest.json").is_file()
     assert not (workspace / "outputs" / "compile").exists()
 
-    only_compile = in_process.cli(workspace, "run", COMPILE_PIPELINE_EXECUTION_COMPILE="true")
+    only_compile = in_process.cli(workspace, "run", COMPILE_PIPELINE_EXECUTION_COMPILE="true", **SMALL_SHAPES)
     assert only_compile.returncode == 0, only_compile.output
     assert "compile: built" in only_compile.output
     assert (workspace / "outputs" / "compile" / "manifest.json").is_file()
@@ -38,9 +40,9 @@ def test_stage_switches_select_stages(workspace, in_process):
 
 
 def test_bench_prints_each_backend_against_the_uncompiled_pipeline(workspace, in_process):
-    done = in_process.cli(workspace, "bench", "--backends", "torchscript", "--repeat", "1")
+    done = in_process.cli(workspace, "bench", "--backends", "torchscript", "--repeat", "1", CASES_FILE=FEW_CASES)
     assert done.returncode == 0, done.output
-    assert "keywords: 15 validation cases, best of 1 interleaved passes after a warm-up" in done.output
+    assert "keywords: 6 validation cases, best of 1 interleaved passes after a warm-up" in done.output
     lines = {line.split()[0]: line for line in done.output.splitlines() if line.startswith(("uncompiled", "torchscript"))}
     assert lines["uncompiled"].split()[3] == "1.00x"
     assert lines["torchscript"].split()[3].endswith("x")

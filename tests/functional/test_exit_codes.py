@@ -13,7 +13,7 @@ import pytest
 from mlcompile import cli
 from mlcompile.errors import EXIT_CODES
 
-from ..conftest import REPO, pipeline_env
+from ..conftest import REPO, SMALL_SHAPES, pipeline_env
 
 pytestmark = pytest.mark.functional
 
@@ -50,7 +50,7 @@ def test_0_every_selected_stage_passed(run, workspace):
 
 
 def test_1_upload_refused(run, workspace):
-    code, output = run("run", "--stage", "compile", "--stage", "upload")
+    code, output = run("run", "--stage", "compile", "--stage", "upload", **SMALL_SHAPES)
     assert code == 1, output
     assert "upload refused: no validation verdict" in output
     assert not (workspace / "registry" / "mlcompile" / "keywords" / "KEYWORDS-COMPILED").exists()

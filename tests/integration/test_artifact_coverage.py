@@ -1,6 +1,6 @@
 """A compiled file that validation never ran must not be registered: tamper with one file of a real
 compiled artifact (re-sealing its manifest, so every hash verifies) and the coverage check of the
-validate stage must name it, and the upload gate refuse it.
+validate stage must name it.
 
 In process, on real compiled artifacts; the same fault through the whole pytest pipeline (with
 xdist) is test_pipeline_stages.py::test_perturbed_compiled_model_fails_validation_and_blocks_upload."""
@@ -15,10 +15,8 @@ import torch
 
 from mlcompile import stages
 from mlcompile.artifacts import MANIFEST, hash_tree, read_json, write_json_atomic
-from mlcompile.errors import UploadRefused
 from mlcompile.settings import load_settings
 from mlcompile.tasks import COVERAGE_CHECK
-from mlcompile.verdict import Verdict
 
 from ..conftest import REPO, clean_environ
 
@@ -91,8 +89,7 @@ def tamper(path) -> None:
     ("torchscript", "bucket-16-batch1.pt"),
     ("onnx", "model.onnx"),
 ])
-def test_a_tampered_compiled_file_fails_coverage_and_is_never_registered(built, tmp_path, monkeypatch, backend,
-                                                                        target):
+def test_a_tampered_compiled_file_fails_coverage_by_name(built, tmp_path, monkeypatch, backend, target):
     registry, outputs = built(backend)  # the same registry: the stages' fingerprints name it
     shutil.copytree(outputs, tmp_path / "outputs", copy_function=os.link)
     use_settings(monkeypatch, tmp_path, backend, registry)
@@ -110,14 +107,5 @@ def test_a_tampered_compiled_file_fails_coverage_and_is_never_registered(built, 
     table = {e["executable"]: e for e in coverage.details["executables"]}
     assert [name for name, e in table.items() if not e["passed"]] == [target]
     assert table[target]["rows"] >= 1 and table[target]["cases"]
-
-    if target != "bucket-256.pt":
-        return  # those files are reached by case checks too; the gate is shown on the one that is not
-    verdict = Verdict(compiled.content_id, rules)
-    for check_id in rules.checks:
-        verdict.outcomes[check_id] = "passed" if run.result(check_id).passed else "failed"
-    failed = [check_id for check_id, outcome in verdict.outcomes.items() if outcome == "failed"]
-    assert failed == [COVERAGE_CHECK]  # the hole this check closes: every case check passes
-    with pytest.raises(UploadRefused, match="upload refused: validation did not pass:"):
-        stages.upload(settings, compiled, verdict, rules)
-    assert not (registry / "mlcompile" / "keywords" / "KEYWORDS-COMPILED").exists()
+    # That this check alone stops an artifact whose case checks all pass, and nothing is registered, is
+    # shown end to end under xdist: test_pipeline_stages.py::test_perturbed_..._under_xdist.

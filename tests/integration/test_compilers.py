@@ -7,11 +7,13 @@ import json
 
 import pytest
 
+from ..conftest import FEW_CASES
+
 pytestmark = pytest.mark.integration
 
 
 def test_neuron_backend_runs_the_pipeline_with_the_standin(workspace, in_process, standin_neuronx):
-    done = in_process.pytest(workspace, COMPILER="neuron")
+    done = in_process.pytest(workspace, COMPILER="neuron", CASES_FILE=FEW_CASES)
     assert done.returncode == 0, done.output
     assert "compile: backend neuron" in done.output and "upload: registered KEYWORDS-COMPILED-1" in done.output
     compiled = workspace / "outputs" / "compile"

@@ -15,7 +15,7 @@ from mlcompile.artifacts import MANIFEST, Stage
 from mlcompile.errors import RegistryError
 from mlcompile.registry.local import LocalRegistry
 
-from ..conftest import REPO, pipeline_env
+from ..conftest import FEW_CASES, REPO, SMALL_SHAPES, pipeline_env
 
 pytestmark = pytest.mark.integration
 PROJECT = "mlcompile/keywords"
@@ -34,12 +34,12 @@ def flip_byte(path):
 
 
 def test_fault_byte_flipped_in_compile_and_download_outputs_is_rebuilt(workspace, in_process):
-    assert in_process.cli(workspace, "run", "--stage", "compile").returncode == 0
+    assert in_process.cli(workspace, "run", "--stage", "compile", **SMALL_SHAPES).returncode == 0
     outputs = workspace / "outputs"
     built_at = {name: Stage(outputs, name).load().manifest["created_unix"] for name in ("download", "compile")}
-    flip_byte(outputs / "compile" / "bucket-16.pt")
+    flip_byte(outputs / "compile" / "bucket-16-batch1.pt")
     flip_byte(next((outputs / "download" / "model").rglob("model.safetensors")))
-    again = in_process.cli(workspace, "run", "--stage", "compile")
+    again = in_process.cli(workspace, "run", "--stage", "compile", **SMALL_SHAPES)
     assert again.returncode == 0, again.output
     assert "compile: built" in again.output
     for name in ("download", "compile"):  # detected by the manifest, never trusted: rebuilt and intact
@@ -86,7 +86,7 @@ def test_fault_compile_killed_with_sigkill_leaves_nothing_a_later_run_accepts(wo
 
 def test_fault_secrets_never_reach_logs_reports_manifests_or_the_registry(workspace, in_process, caplog):
     caplog.set_level("DEBUG")  # every log record of the runs, whatever its level
-    done = in_process.cli(workspace, "run", **SENTINELS)
+    done = in_process.cli(workspace, "run", CASES_FILE=FEW_CASES, **SMALL_SHAPES, **SENTINELS)
     assert done.returncode == 0, done.output
     failed = in_process.cli(workspace, "run", BATCH_SIZE="many", **SENTINELS)  # an error path prints settings
     assert failed.returncode == 10  # configuration error

@@ -6,13 +6,15 @@ import pytest
 
 from mlcompile.registry.mlflow import MlflowRegistry
 
+from ..conftest import FEW_CASES
+
 
 pytestmark = pytest.mark.integration
 
 
 def test_pipeline_registers_in_mlflow_with_lineage_and_only_once(mlflow_server, tmp_path, in_process):
     # onnx: one 92 MB file to upload, where TorchScript's six files hold 550 MB
-    env = {"REGISTRY": "mlflow", "MLFLOW_TRACKING_URI": mlflow_server, "COMPILER": "onnx"}
+    env = {"REGISTRY": "mlflow", "MLFLOW_TRACKING_URI": mlflow_server, "COMPILER": "onnx", "CASES_FILE": FEW_CASES}
     seeded = in_process.cli(tmp_path, "seed", "keywords", **env)
     assert seeded.returncode == 0, seeded.output
     assert f"registered: KEYWORDS-TRAINED-1 in project 'mlcompile/keywords' of the mlflow registry at {mlflow_server}" \

@@ -11,6 +11,8 @@ import torch
 from mlcompile.artifacts import MANIFEST, Stage, hash_tree, read_json, write_json_atomic
 from mlcompile.registry.local import LocalRegistry
 
+from ..conftest import FEW_CASES
+
 
 pytestmark = pytest.mark.integration
 PROJECT = "mlcompile/keywords"
@@ -22,7 +24,7 @@ def compiled_versions(workspace):
 
 def test_stages_one_by_one_register_once_and_reuse(workspace, in_process):
     for stage in ("download", "compile", "validate", "upload"):
-        done = in_process.pytest(workspace, "-m", stage)
+        done = in_process.pytest(workspace, "-m", stage, CASES_FILE=FEW_CASES)
         assert done.returncode == 0, done.output
     assert "upload: registered KEYWORDS-COMPILED-1" in done.output
 
@@ -38,7 +40,8 @@ def test_stages_one_by_one_register_once_and_reuse(workspace, in_process):
     assert lineage["uncompiled_version"] == "KEYWORDS-TRAINED-1"
     assert lineage["compiler"] == "torchscript" and lineage["sequence_lengths"] == [16, 64, 256]
     assert version.card["library_versions"]["torch"] == torch.__version__
-    assert version.card["validation"]["passed"] and version.card["validation"]["checks"] >= 40
+    # 3 stored cases with their recorded predictions (5 checks each), 3 cases (4 each), the coverage
+    assert version.card["validation"]["passed"] and version.card["validation"]["checks"] == 3 * 5 + 3 * 4 + 1
     assert read_json(outputs / "upload" / "registered.json")["version_id"] == "KEYWORDS-COMPILED-1"
 
     report = (outputs / "validate" / "report.html").read_text()
@@ -47,7 +50,7 @@ def test_stages_one_by_one_register_once_and_reuse(workspace, in_process):
     assert verdict["summary"]["truncated_cases"] == ["longer-than-compiled"]
 
     # A warm re-run of the whole pipeline reuses every stage and registers nothing new.
-    again = in_process.pytest(workspace)
+    again = in_process.pytest(workspace, CASES_FILE=FEW_CASES)
     assert again.returncode == 0, again.output
     for line in ("download: reused", "compile: reused", "validate: reused the passed verdict",
                  "already registered, nothing new: KEYWORDS-COMPILED-1"):
@@ -77,7 +80,7 @@ def test_perturbed_compiled_model_fails_validation_and_blocks_upload_under_xdist
     assert built.returncode == 0, built.output
     perturb_compiled_model(workspace / "outputs")
 
-    done = in_process.pytest(workspace, "-n", "2")
+    done = in_process.pytest(workspace, "-n", "2")  # the project's cases: none reaches a full batch at 256
     assert done.returncode == 1
     assert "upload refused: validation did not pass" in done.output
     assert "compiled-artifact::coverage: failed: 1 of 6 compiled executables differ" in done.output
@@ -86,6 +89,8 @@ def test_perturbed_compiled_model_fails_validation_and_blocks_upload_under_xdist
     verdict = json.loads((workspace / "outputs" / "validate" / "verdict.json").read_text())
     assert verdict["summary"]["passed"] is False
     assert [e["executable"] for e in verdict["summary"]["coverage"] if not e["passed"]] == ["bucket-256.pt"]
+    # the hole the coverage check closes: every case check passed, only the artifact's coverage did not
+    assert [c for c, outcome in verdict["outcomes"].items() if outcome != "passed"] == ["compiled-artifact::coverage"]
 
     # A later upload-only run reads the published (failed) verdict and refuses too.
     later = in_process.pytest(workspace, "-m", "upload")
