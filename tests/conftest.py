@@ -175,9 +175,29 @@ def forget_pipeline_tests() -> None:
 
 
 @pytest.fixture
-def standin_neuronx(monkeypatch):
-    """The stand-in torch_neuronx (tests/standins), importable for this test only and forgotten after
-    it: a module left in sys.modules would make COMPILER=auto choose neuron in later tests."""
+def neuron_device(tmp_path, monkeypatch):
+    """A Neuron device node as the driver makes one (a file standing in for /dev/neuron0)."""
+    from mlcompile.compilers import neuron
+
+    device = tmp_path / "dev" / "neuron0"
+    device.parent.mkdir()
+    device.touch()
+    monkeypatch.setattr(neuron, "DEVICES", str(device.parent / "neuron*"))
+    return device
+
+
+@pytest.fixture
+def no_neuron_device(tmp_path, monkeypatch):
+    from mlcompile.compilers import neuron
+
+    monkeypatch.setattr(neuron, "DEVICES", str(tmp_path / "no-dev" / "neuron*"))
+
+
+@pytest.fixture
+def standin_neuronx(monkeypatch, neuron_device):
+    """The stand-in torch_neuronx (tests/standins) on a host with a Neuron device, importable for
+    this test only and forgotten after it: a module left in sys.modules would make COMPILER=auto
+    choose neuron in later tests."""
     monkeypatch.syspath_prepend(str(STANDINS))
     sys.modules.pop("torch_neuronx", None)
     import torch_neuronx
@@ -187,11 +207,20 @@ def standin_neuronx(monkeypatch):
     sys.modules.pop("torch_neuronx", None)
 
 
+@pytest.fixture
+def placeholder_neuronx(monkeypatch):
+    """PyPI's torch-neuronx 1.0 installed (its import raises ImportError), for this test only."""
+    monkeypatch.syspath_prepend(str(STANDINS / "placeholder"))
+    sys.modules.pop("torch_neuronx", None)
+    yield
+    sys.modules.pop("torch_neuronx", None)
+
+
 @pytest.fixture(autouse=True)
 def no_torch_neuronx_left_behind(request):
     """The stand-in leaking into later tests made COMPILER=auto pick neuron there: fail where it leaks."""
     yield
-    if sys.modules.get("torch_neuronx") is not None or str(STANDINS) in sys.path:
+    if sys.modules.get("torch_neuronx") is not None or any(str(STANDINS) in entry for entry in sys.path):
         sys.modules.pop("torch_neuronx", None)
         pytest.fail(f"{request.node.nodeid} left the stand-in torch_neuronx importable", pytrace=False)
 

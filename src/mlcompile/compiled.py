@@ -43,6 +43,7 @@ class Selection(BaseModel):
     picked: str
     candidates: dict[str, Measurement]
     workload: str
+    neuron_skipped: str | None = None  # why COMPILER=auto did not compile for Neuron here
 
 
 class CompiledSpec(BaseModel):
@@ -85,7 +86,8 @@ class CompiledSpec(BaseModel):
             f"{name} {m.seconds} s" + ("" if m.passed else " (did not match the model)")
             for name, m in sorted(self.selection.candidates.items(), key=lambda item: item[1].seconds)
         )
-        return f"{self.backend} (auto, fastest that matches the model: {timings}; {self.selection.workload})"
+        skipped = f"; neuron not used: {self.selection.neuron_skipped}" if self.selection.neuron_skipped else ""
+        return f"{self.backend} (auto, fastest that matches the model: {timings}; {self.selection.workload}{skipped})"
 
     def executables(self, files: list[str]) -> list[Executable]:
         """Every executable the spec loads (each file at its shape), and any compiled file among
@@ -142,6 +144,6 @@ def load(path: Path, settings=None):
     spec = CompiledSpec.read(path)
     task = get_task(spec.task)
     tokenizer = AutoTokenizer.from_pretrained(str(path / spec.tokenizer), local_files_only=True)
-    compiled = runner(get_compiler(spec.backend, settings), spec.buckets, path, tokenizer, spec.batch_size,
-                      task.token_level)
+    compiler = get_compiler(spec.backend, settings, recorded=spec.compiler_settings)
+    compiled = runner(compiler, spec.buckets, path, tokenizer, spec.batch_size, task.token_level)
     return task.compiled(compiled, path, read_json(path / MODEL_CARD))

@@ -20,10 +20,16 @@ log = logging.getLogger(__name__)
 MEASURED_PASSES = 2  # each backend is timed this often; the best pass is kept
 
 
+def neuron_skipped(settings: Settings) -> str | None:
+    """For COMPILER=auto on a host where Neuron cannot run: why (said with the chosen backend)."""
+    return candidates(settings.compiler)[1]
+
+
 def usable_compilers(settings: Settings) -> list:
     """The configured backends, checked usable here (a clear error before anything is built)."""
     found = []
-    for name in candidates(settings.compiler):
+    names, _ = candidates(settings.compiler)
+    for name in names:
         compiler = get_compiler(name, settings)
         try:
             compiler.check()
@@ -58,7 +64,7 @@ def measure(pipeline, cases: list[Case], reference: list[dict], task: TaskFamily
 
 def fastest(compilers: list, built: dict[str, list[Bucket]], backends_dir: Path, tokenizer, task: TaskFamily,
             batch_size: int, cases: list[Case], reference: list[dict], tol: Tolerance, model_dir: Path,
-            card: dict) -> Selection:
+            card: dict, neuron_note: str | None = None) -> Selection:
     """Time each built backend's task pipeline on the cases; pick the fastest that passes."""
     measured = {}
     for compiler in compilers:
@@ -70,7 +76,7 @@ def fastest(compilers: list, built: dict[str, list[Bucket]], backends_dir: Path,
         raise ArtifactError(no_match(measured))
     return Selection(picked=min(passing, key=lambda name: measured[name].seconds), candidates=measured,
                      workload=f"the task pipeline on {len(cases)} validation cases, best of {MEASURED_PASSES} "
-                              "passes after a warm-up")
+                              "passes after a warm-up", neuron_skipped=neuron_note)
 
 
 def no_match(measured: dict[str, Measurement]) -> str:

@@ -47,9 +47,11 @@ class Settings(BaseSettings):
     outputs_dir: Path = Path("outputs")
     # auto: neuron on a Neuron host, else the fastest CPU backend that matches the model (measured).
     compiler: Literal["auto", "torchscript", "onnx", "neuron"] = "auto"
-    neuron_compiler_args: str = "--auto-cast none"  # neuronx-cc would cast fp32 matmuls to bf16
+    # fp32 kept (neuronx-cc would cast matmuls to bf16); the model is a transformer
+    neuron_compiler_args: str = "--auto-cast none --model-type transformer"
     neuron_dynamic_batch: bool = True
     neuron_inline_weights: bool = True
+    neuron_data_parallel: bool = False  # replicate a loaded model over every NeuronCore the process sees
 
     uncompiled_project: str
     uncompiled_model: str

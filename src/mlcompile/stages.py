@@ -17,7 +17,7 @@ from .gate import refusal
 from .registration import lineage, register
 from .registry import MODEL_CARD, open_registry
 from .report import render_html
-from .selection import fastest, usable_compilers
+from .selection import fastest, neuron_skipped, usable_compilers
 from .settings import Settings
 from .shapes import check_lengths
 from .tasks import Tolerance, get_task
@@ -108,7 +108,7 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
             reference_pipeline = load_reference(settings, downloaded)
             reference = [reference_pipeline.predict(case.text, case.params) for case in cases]
             selection = fastest(compilers, built, backends, tokenizer, task, settings.batch_size, cases, reference,
-                                tolerance(settings), tmp, model_card(downloaded))
+                                tolerance(settings), tmp, model_card(downloaded), neuron_skipped(settings))
         compiler = next(c for c in compilers if c.name == (selection.picked if selection else compilers[0].name))
         for path in (backends / compiler.name).iterdir():
             path.rename(tmp / path.name)

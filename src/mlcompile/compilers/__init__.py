@@ -8,7 +8,6 @@ batch size; dynamic-shape backends (onnx) compile one file that takes any batch 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -45,21 +44,24 @@ class Compiler(Protocol):
     def load(self, target: Path) -> Callable[..., torch.Tensor]: ...
 
 
-def get_compiler(name: str, settings=None) -> Compiler:
-    """The backend `name` (not `auto`: see `candidates`), configured from settings."""
+def get_compiler(name: str, settings=None, recorded: dict | None = None) -> Compiler:
+    """The backend `name` (not `auto`: see `candidates`), configured from settings; or, to load an
+    artifact, from the compiler settings it `recorded` where those decide how it loads."""
     if name not in BACKENDS:
         raise ConfigError(f"COMPILER={name!r}: unknown compiler; choose auto, {', '.join(BACKENDS)}")
-    module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls).from_settings(settings)
+    module, cls_name = BACKENDS[name].split(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    if recorded is not None and hasattr(cls, "from_recorded"):
+        return cls.from_recorded(recorded, settings)
+    return cls.from_settings(settings)
 
 
-def neuron_available() -> bool:
-    return importlib.util.find_spec("torch_neuronx") is not None
-
-
-def candidates(requested: str) -> list[str]:
-    """The backends to compile for a request: `auto` is neuron on a Neuron host, else every CPU
-    backend (the fastest that passes is kept, by measurement)."""
+def candidates(requested: str) -> tuple[list[str], str | None]:
+    """The backends to compile for a request, and for `auto` on CPU why neuron is not among them:
+    `auto` is neuron where it can run, else every CPU backend (the fastest that passes is kept)."""
     if requested != "auto":
-        return [requested]
-    return ["neuron"] if neuron_available() else list(CPU_BACKENDS)
+        return [requested], None
+    from .neuron import status
+
+    neuron = status()
+    return (["neuron"], None) if neuron.usable else (list(CPU_BACKENDS), neuron.reason)
