@@ -78,7 +78,7 @@ def test_10_configuration_error_found_by_the_pipeline_plugin(run, workspace, mon
     monkeypatch.setitem(sys.modules, "torch_neuronx", None)  # as on a host without it, whatever ran here before
     code, output = run("run", COMPILER="neuron")
     assert code == 10, output
-    assert "COMPILER=neuron needs torch-neuronx" in output and "https://pip.repos.neuron.amazonaws.com" in output
+    assert "COMPILER=neuron cannot run here: torch-neuronx is not installed" in output and "https://pip.repos.neuron.amazonaws.com" in output
     assert not (workspace / "outputs" / "download").exists()
     assert not list((workspace / "outputs").glob(".compile*"))  # no temporary build left behind
 
