@@ -10,20 +10,52 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 2
 
 .PHONY: install seed run download compile validate upload test test-unit test-integration test-functional \
-        list bench mlflow-server clean help
+        list bench mlflow-server clean help lock test-neuron-profile
 
 help:
 	@echo "make install | run | test | bench | mlflow-server | seed | download | compile | validate | upload | list | clean"
 	@echo "make projects.run/<project> COMPONENT=compile TASK=download-model|compile-model|validate-model|upload-model"
 
+# Two fully pinned profiles (`make lock` refreshes both): constraints.txt for CPU hosts (torch 2.13),
+# constraints-neuron.txt for Inferentia2 / Trainium1 (torch 2.9, the last line with the XLA-based
+# torch-neuronx). NEURON=1 installs the Neuron profile, with torch-neuronx and neuronx-cc from AWS's
+# index; NEURON_AWS=0 leaves those two out (the Neuron profile's torch on a machine without Neuron).
+NEURON ?= 0
+NEURON_AWS ?= 1
+NEURON_INDEX := https://pip.repos.neuron.amazonaws.com
+ifeq ($(NEURON),1)
+CONSTRAINTS := constraints-neuron.txt
+ifeq ($(NEURON_AWS),1)
+NEURON_PACKAGES := --extra-index-url $(NEURON_INDEX) torch-neuronx neuronx-cc
+endif
+else
+CONSTRAINTS := constraints.txt
+endif
+# VENV_ARGS=--system-site-packages: a venv that sees an image's preinstalled torch-neuronx.
+VENV_ARGS ?=
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+
 install: $(STAMP)
 
-# torch is pinned to the CPU wheel first, then everything else installs with that pin as a constraint.
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt torch
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+# torch first, pinned by the profile; then everything else with the same pins as constraints.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
+	$(PIP) -c $(CONSTRAINTS) torch
+	$(PIP) -c $(CONSTRAINTS) -e '.[dev]' $(NEURON_PACKAGES)
 	touch $(STAMP)
+
+# Re-resolve both profiles from pyproject.toml and requirements/*.in (pip-tools, in its own venv).
+# AWS's packages are pinned by hand from the Neuron SDK release notes (requirements/neuron-aws.txt).
+LOCK_VENV := .venv-lock
+PIP_COMPILE = $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --strip-extras --extra dev --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check pip-tools==7.6.2; }
+	$(PIP_COMPILE) -o constraints.txt pyproject.toml requirements/cpu.in
+	sed -i 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' constraints.txt  # any 2.x.y build: CPU index or local wheel
+	$(PIP_COMPILE) -o constraints-neuron.txt pyproject.toml requirements/neuron.in
+	cat requirements/neuron-aws.txt >> constraints-neuron.txt
 
 # Register the demo uncompiled model unless the registry has UNCOMPILED_WITH_ID already.
 seed: install
@@ -63,11 +95,17 @@ bench: seed
 	$(MLCOMPILE) bench
 
 # The framework's own tests.
+TEST_MARKERS ?=
 test: install
-	$(PYTEST) tests -n $(WORKERS) -p no:cacheprovider
+	$(PYTEST) tests -n $(WORKERS) -p no:cacheprovider $(if $(TEST_MARKERS),-m "$(TEST_MARKERS)")
 
 test-unit test-integration test-functional: install
 	$(PYTEST) tests -m $(subst test-,,$@) -p no:cacheprovider
+
+# The unit and integration suites on the Neuron profile's torch, in a venv of their own (CI runs this).
+test-neuron-profile:
+	$(MAKE) install VENV=.venv-neuron-profile NEURON=1 NEURON_AWS=0
+	$(MAKE) test VENV=.venv-neuron-profile NEURON=1 NEURON_AWS=0 TEST_MARKERS="unit or integration"
 
 clean:
 	rm -rf outputs

@@ -15,9 +15,23 @@ STAGE_SERVICES = {"download": "compile-download-model", "compile": "compile-comp
 def test_dockerfile_has_base_development_production_stages():
     text = (REPO / "Dockerfile").read_text()
     stages = re.findall(r"^FROM\s+(\S+)\s+AS\s+(\S+)", text, flags=re.M)
-    assert [name for _, name in stages] == ["base", "development", "production"]
+    assert [name for _, name in stages] == ["base", "development", "production", "neuron"]
     assert stages[1][0] == "base" and stages[2][0] == "development"
     assert "make install" in text and "HF_HUB_OFFLINE=1" in text
+
+
+def test_neuron_target_builds_on_aws_image_with_the_neuron_profile():
+    text = (REPO / "Dockerfile").read_text()
+    tag = re.search(r"^ARG NEURON_IMAGE_TAG=(\S+)", text, flags=re.M)
+    assert tag and "sdk2.31.0" in tag.group(1)  # the SDK constraints-neuron.txt follows
+    neuron = text[text.index("AS neuron"):]
+    assert "public.ecr.aws/neuron/pytorch-inference-neuronx:${NEURON_IMAGE_TAG} AS neuron" in text
+    # AWS's torch and torch-neuronx stay: the venv sees them and installs only the rest, with the pins
+    assert "make install NEURON=1 NEURON_AWS=0 VENV_ARGS=--system-site-packages" in neuron
+    assert "constraints-neuron.txt" in neuron
+    pins = (REPO / "constraints-neuron.txt").read_text()
+    torch_pin = re.search(r"^torch==(\S+)", pins, flags=re.M).group(1)
+    assert tag.group(1).startswith(torch_pin + "-neuronx")
 
 
 def test_dockerfile_copies_only_paths_that_exist():
