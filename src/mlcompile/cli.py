@@ -48,8 +48,8 @@ def _seed(args) -> int:
 def _bench(args) -> int:
     from . import bench
 
-    backends = [b for b in (args.backends or "").split(",") if b]
-    bench.run(load_settings(), backends or None, repeat=args.repeat)
+    chosen = [name for name in (args.variants or "").split(",") if name]
+    bench.run(load_settings(), chosen or None, repeat=args.repeat, corpus_size=args.corpus_size)
     return 0
 
 
@@ -101,9 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     seed = sub.add_parser("seed", help="register the project's demo uncompiled model")
     seed.add_argument("project", nargs="?", help="project name (default: PROJECT)")
     seed.set_defaults(func=_seed)
-    bench = sub.add_parser("bench", help="throughput of each backend against the uncompiled pipeline")
-    bench.add_argument("--backends", help="comma-separated backends (default: onnx,torchscript)")
-    bench.add_argument("--repeat", type=int, default=3, help="measured passes per variant (best is kept)")
+    bench = sub.add_parser("bench", help="every variant against the uncompiled pipeline: throughput, latency, "
+                                         "load time, size, memory, identical outputs")
+    bench.add_argument("--variants", help="comma-separated variants (default: all; the uncompiled pipeline "
+                                          "always runs)")
+    bench.add_argument("--repeat", type=int, default=3, help="measured passes per variant, interleaved")
+    bench.add_argument("--corpus-size", type=int, help="use the corpus's first N documents (default: all)")
     bench.set_defaults(func=_bench)
     sub.add_parser("has-uncompiled", help="exit 0 if UNCOMPILED_WITH_ID is in the registry").set_defaults(func=_has)
     sub.add_parser("list", help="list the project's uncompiled and compiled versions").set_defaults(func=_list)

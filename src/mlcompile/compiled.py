@@ -31,10 +31,14 @@ class Bucket(BaseModel):
 
 
 class Measurement(BaseModel):
-    """COMPILER=auto's timing of one backend's task pipeline on the validation cases."""
+    """COMPILER=auto's timing of one candidate's task pipeline on the validation cases, and whether
+    it passed the checks under the tolerance of its precision."""
 
     seconds: float
     passed: bool
+    precision: str = "fp32"
+    atol: float | None = None
+    rtol: float | None = None
     failed_checks: list[str] = []
     cut_differently: list[str] = []  # cases the compiled lengths cut where the uncompiled pipeline did not
 
@@ -52,6 +56,7 @@ class CompiledSpec(BaseModel):
     format: int = FORMAT
     task: str
     backend: str
+    precision: str = "fp32"
     requested_compiler: str
     compiler_settings: dict
     dynamic_shapes: bool
@@ -78,16 +83,23 @@ class CompiledSpec(BaseModel):
     def lengths(self) -> list[int]:
         return [bucket.length for bucket in self.buckets]
 
+    @property
+    def candidate(self) -> str:
+        """The backend with its precision unless fp32: `onnx`, `onnx-int8`."""
+        return self.backend if self.precision == "fp32" else f"{self.backend}-{self.precision}"
+
     def describe_backend(self) -> str:
-        """`onnx (auto, fastest that matches the model: onnx 0.41 s, torchscript 0.63 s; ...)`."""
+        """`onnx-int8 (auto, fastest that matches the model: onnx-int8 0.21 s, onnx 0.41 s, torchscript-bf16
+        0.30 s (did not match the model: 2 checks failed); ...)`."""
         if not self.selection:
-            return self.backend
+            return self.candidate
         timings = ", ".join(
-            f"{name} {m.seconds} s" + ("" if m.passed else " (did not match the model)")
+            f"{name} {m.seconds} s" + ("" if m.passed else f" (did not match the model: {len(m.failed_checks)} "
+                                       f"checks failed, e.g. {m.failed_checks[0] if m.failed_checks else '?'})")
             for name, m in sorted(self.selection.candidates.items(), key=lambda item: item[1].seconds)
         )
         skipped = f"; neuron not used: {self.selection.neuron_skipped}" if self.selection.neuron_skipped else ""
-        return f"{self.backend} (auto, fastest that matches the model: {timings}; {self.selection.workload}{skipped})"
+        return f"{self.candidate} (auto, fastest that matches the model: {timings}; {self.selection.workload}{skipped})"
 
     def executables(self, files: list[str]) -> list[Executable]:
         """Every executable the spec loads (each file at its shape), and any compiled file among

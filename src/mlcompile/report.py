@@ -105,7 +105,7 @@ tr.not.run td:first-child {{ color: #b00020; font-weight: bold; }}
 <p>{summary['checks']} checks over {summary['cases']} cases: {html.escape(str(summary['outcomes']))}.
 Smallest margin to tolerance: {html.escape(str(summary['smallest_margin']))}.
 Truncated inputs: {html.escape(', '.join(summary['truncated_cases']) or 'none')}.
-Tolerance: atol {verdict.rules.atol:g}, rtol {verdict.rules.rtol:g}.</p>
+Precision: {html.escape(verdict.rules.precision)}; tolerance: atol {verdict.rules.atol:g}, rtol {verdict.rules.rtol:g}.</p>
 <table>{lineage_rows}</table>
 <h2>Coverage of the compiled artifact</h2>
 {coverage_table(verdict.coverage)}

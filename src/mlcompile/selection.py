@@ -1,9 +1,10 @@
-"""Which backends to compile, and for COMPILER=auto which one to keep: every usable CPU backend
-is compiled, its task pipeline timed on the validation cases, and the fastest whose predictions
-pass the task's checks is kept."""
+"""Which candidates to compile, and for COMPILER=auto which one to keep: every usable candidate
+(backend at a precision) is compiled, its task pipeline timed on the validation cases, and the
+fastest whose predictions pass the task's checks, under the tolerance of its precision, is kept."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -22,19 +23,19 @@ MEASURED_PASSES = 2  # each backend is timed this often; the best pass is kept
 
 def neuron_skipped(settings: Settings) -> str | None:
     """For COMPILER=auto on a host where Neuron cannot run: why (said with the chosen backend)."""
-    return candidates(settings.compiler)[1]
+    return candidates(settings.compiler, settings.precisions)[1]
 
 
 def usable_compilers(settings: Settings) -> list:
-    """The configured backends, checked usable here (a clear error before anything is built)."""
+    """The configured candidates, checked usable here (a clear error before anything is built)."""
     found = []
-    names, _ = candidates(settings.compiler)
+    names, _ = candidates(settings.compiler, settings.precisions)
     for name in names:
         compiler = get_compiler(name, settings)
         try:
             compiler.check()
         except ConfigError:
-            if settings.compiler != "auto" or name == "neuron":
+            if settings.compiler != "auto" or name.startswith("neuron"):
                 raise
             log.warning("COMPILER=auto: skipping %s, which cannot run here", name)
             continue
@@ -44,15 +45,32 @@ def usable_compilers(settings: Settings) -> list:
     return found
 
 
-def measure(pipeline, cases: list[Case], reference: list[dict], task: TaskFamily, tol: Tolerance) -> Measurement:
-    """Seconds the task pipeline takes over the cases (best of MEASURED_PASSES, after a warm-up
-    pass), and whether its predictions pass the task's checks against the uncompiled ones."""
-    predictions = [pipeline.predict(case.text, case.params) for case in cases]  # warm-up
+def predict_cases(pipeline, cases: list[Case], workload: str = "requests") -> list[dict]:
+    """The pipeline's predictions of the cases as the project serves them: one request each, or
+    batched (one call per set of parameters)."""
+    if workload == "requests":
+        return [pipeline.predict(case.text, case.params) for case in cases]
+    groups: dict[str, list[int]] = {}
+    for i, case in enumerate(cases):
+        groups.setdefault(json.dumps(case.params, sort_keys=True), []).append(i)
+    predictions: list = [None] * len(cases)
+    for members in groups.values():
+        found = pipeline.predict_many([cases[i].text for i in members], cases[members[0]].params)
+        for i, prediction in zip(members, found):
+            predictions[i] = prediction
+    return predictions
+
+
+def measure(pipeline, cases: list[Case], reference: list[dict], task: TaskFamily, tol: Tolerance,
+            workload: str = "requests") -> Measurement:
+    """Seconds the task pipeline takes over the cases served as `workload` (best of
+    MEASURED_PASSES, after a warm-up pass), and whether its predictions pass the task's checks
+    against the uncompiled ones."""
+    predictions = predict_cases(pipeline, cases, workload)  # warm-up
     seconds = float("inf")
     for _ in range(MEASURED_PASSES):
         started = time.perf_counter()
-        for case in cases:
-            pipeline.predict(case.text, case.params)
+        predict_cases(pipeline, cases, workload)
         seconds = min(seconds, time.perf_counter() - started)
     failed = [f"{case.id}::{check}" for case, observed, expected in zip(cases, predictions, reference)
               for check, result in task.compare(case.id, observed, expected, tol).items() if not result.passed]
@@ -63,20 +81,25 @@ def measure(pipeline, cases: list[Case], reference: list[dict], task: TaskFamily
 
 
 def fastest(compilers: list, built: dict[str, list[Bucket]], backends_dir: Path, tokenizer, task: TaskFamily,
-            batch_size: int, cases: list[Case], reference: list[dict], tol: Tolerance, model_dir: Path,
+            batch_size: int, cases: list[Case], reference: list[dict], settings: Settings, model_dir: Path,
             card: dict, neuron_note: str | None = None) -> Selection:
-    """Time each built backend's task pipeline on the cases; pick the fastest that passes."""
+    """Time each built candidate's task pipeline on the cases; pick the fastest that passes under
+    the tolerance of its precision."""
     measured = {}
     for compiler in compilers:
-        root = backends_dir / compiler.name
-        compiled = runner(compiler, built[compiler.name], root, tokenizer, batch_size, task.token_level)
-        measured[compiler.name] = measure(task.compiled(compiled, model_dir, card), cases, reference, task, tol)
+        root = backends_dir / compiler.label
+        compiled = runner(compiler, built[compiler.label], root, tokenizer, batch_size, task.token_level)
+        tol = Tolerance(*settings.tolerance(compiler.precision))
+        found = measure(task.compiled(compiled, model_dir, card), cases, reference, task, tol, settings.workload)
+        measured[compiler.label] = found.model_copy(update={"precision": compiler.precision,
+                                                            "atol": tol.atol, "rtol": tol.rtol})
     passing = [name for name, m in measured.items() if m.passed]
     if not passing:
         raise ArtifactError(no_match(measured))
     return Selection(picked=min(passing, key=lambda name: measured[name].seconds), candidates=measured,
-                     workload=f"the task pipeline on {len(cases)} validation cases, best of {MEASURED_PASSES} "
-                              "passes after a warm-up", neuron_skipped=neuron_note)
+                     workload=f"the task pipeline on {len(cases)} validation cases, "
+                              f"{'one request each' if settings.workload == 'requests' else 'in batched calls'}, "
+                              f"best of {MEASURED_PASSES} passes after a warm-up", neuron_skipped=neuron_note)
 
 
 def no_match(measured: dict[str, Measurement]) -> str:
@@ -86,4 +109,4 @@ def no_match(measured: dict[str, Measurement]) -> str:
     if cut:
         lines.append(f"{len(cut)} cases were cut by the compiled lengths where the uncompiled pipeline was not, "
                      f"which alone makes outputs differ; e.g. {cut[0]}")
-    return "COMPILER=auto: no backend matches the uncompiled model on the validation cases:\n  " + "\n  ".join(lines)
+    return "COMPILER=auto: no candidate matches the uncompiled model on the validation cases:\n  " + "\n  ".join(lines)

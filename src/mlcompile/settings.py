@@ -45,8 +45,14 @@ class Settings(BaseSettings):
     registry_timeout: float = Field(10.0, gt=0)  # seconds per registry request
     registry_retries: int = Field(2, ge=0)  # retries with backoff on transient errors
     outputs_dir: Path = Path("outputs")
-    # auto: neuron on a Neuron host, else the fastest CPU backend that matches the model (measured).
-    compiler: Literal["auto", "torchscript", "onnx", "neuron"] = "auto"
+    # auto: neuron on a Neuron host, else the fastest CPU backend that matches the model (measured);
+    # or one candidate: a backend (fp32), or backend-precision such as onnx-int8, torchscript-bf16.
+    compiler: str = "auto"
+    # How the project's model is served, and so how COMPILER=auto times its candidates on the cases:
+    # one text per call (latency) or many per call (throughput).
+    workload: Literal["requests", "batched"] = "requests"
+    # The precisions COMPILER=auto may try (fp32 always stays a candidate); PRECISIONS=fp32 forbids reduced ones.
+    precisions: Annotated[list[Literal["fp32", "bf16", "int8"]], NoDecode] = ["fp32", "bf16", "int8"]
     # fp32 kept (neuronx-cc would cast matmuls to bf16); the model is a transformer
     neuron_compiler_args: str = "--auto-cast none --model-type transformer"
     neuron_dynamic_batch: bool = True
@@ -72,13 +78,38 @@ class Settings(BaseSettings):
     batch_size: PositiveInt = 8
     atol: float = Field(1e-3, ge=0)
     rtol: float = Field(1e-3, ge=0)
+    # Tensor tolerances a reduced-precision artifact is validated under; task outcomes stay exact.
+    bf16_atol: float = Field(5e-3, ge=0)
+    bf16_rtol: float = Field(1e-2, ge=0)
+    int8_atol: float = Field(3e-2, ge=0)
+    int8_rtol: float = Field(5e-2, ge=0)
     cases_file: Path
     torch_threads: PositiveInt | None = None
 
-    @field_validator("sequence_lengths", mode="before")
+    @field_validator("sequence_lengths", "precisions", mode="before")
     @classmethod
-    def _split_lengths(cls, value):
+    def _split_lists(cls, value):
         return _comma_list(value)
+
+    @field_validator("precisions")
+    @classmethod
+    def _fp32_kept(cls, value: list[str]) -> list[str]:
+        return ["fp32", *[p for p in dict.fromkeys(value) if p != "fp32"]]
+
+    @field_validator("compiler")
+    @classmethod
+    def _known_compiler(cls, value: str) -> str:
+        from .compilers import known_candidates
+
+        if value != "auto" and value not in known_candidates():
+            raise ValueError(f"unknown compiler; choose auto, {', '.join(known_candidates())}")
+        return value
+
+    def tolerance(self, precision: str = "fp32") -> tuple[float, float]:
+        """(atol, rtol) of tensors for an artifact of `precision`."""
+        if precision == "fp32":
+            return self.atol, self.rtol
+        return getattr(self, f"{precision}_atol"), getattr(self, f"{precision}_rtol")
 
     @field_validator("sequence_lengths")
     @classmethod

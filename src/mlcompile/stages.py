@@ -85,7 +85,10 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
         "download": downloaded.fingerprint,
         "task": settings.model_task,
         "compiler": settings.compiler,
-        "backends": {c.name: {"settings": c.settings(), "versions": c.versions()} for c in compilers},
+        "backends": {c.label: {"settings": c.settings(), "versions": c.versions()} for c in compilers},
+        "precisions": settings.precisions,
+        "workload": settings.workload,
+        "tolerances": {p: settings.tolerance(p) for p in settings.precisions},  # auto's choice depends on them
         "sequence_lengths": settings.sequence_lengths,
         "batch_size": settings.batch_size,
         "versions": library_versions(),
@@ -100,41 +103,41 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
         tokenizer.save_pretrained(str(tmp / "tokenizer"))
         AutoConfig.from_pretrained(source, local_files_only=True).save_pretrained(str(tmp / "config"))
         backends = tmp / "backends"
-        built = {c.name: compile_shapes(c, module, tokenizer, settings.sequence_lengths, settings.batch_size,
-                                        backends / c.name, tmp / "workdir" / c.name) for c in compilers}
+        built = {c.label: compile_shapes(c, module, tokenizer, settings.sequence_lengths, settings.batch_size,
+                                         backends / c.label, tmp / "workdir" / c.label) for c in compilers}
         selection = None
-        if len(compilers) > 1:  # auto on CPU: keep the fastest backend whose predictions pass the task's checks
+        if len(compilers) > 1:  # auto: keep the fastest candidate whose predictions pass the task's checks
             cases = load_cases(settings, downloaded)
             reference_pipeline = load_reference(settings, downloaded)
             reference = [reference_pipeline.predict(case.text, case.params) for case in cases]
             selection = fastest(compilers, built, backends, tokenizer, task, settings.batch_size, cases, reference,
-                                tolerance(settings), tmp, model_card(downloaded), neuron_skipped(settings))
-        compiler = next(c for c in compilers if c.name == (selection.picked if selection else compilers[0].name))
-        for path in (backends / compiler.name).iterdir():
+                                settings, tmp, model_card(downloaded), neuron_skipped(settings))
+        compiler = next(c for c in compilers if c.label == (selection.picked if selection else compilers[0].label))
+        for path in (backends / compiler.label).iterdir():
             path.rename(tmp / path.name)
         shutil.rmtree(backends)
         shutil.copyfile(downloaded.path / MODEL_CARD, tmp / MODEL_CARD)
         spec = CompiledSpec(
-            task=task.name, backend=compiler.name, requested_compiler=settings.compiler,
+            task=task.name, backend=compiler.name, precision=compiler.precision, requested_compiler=settings.compiler,
             compiler_settings=compiler.settings(), dynamic_shapes=compiler.dynamic_shapes,
-            batch_size=settings.batch_size, buckets=built[compiler.name],
+            batch_size=settings.batch_size, buckets=built[compiler.label],
             source_version=read_json(downloaded.path / "version.json")["version_id"],
-            versions={**inputs["versions"], **inputs["backends"][compiler.name]["versions"]}, selection=selection,
+            versions={**inputs["versions"], **inputs["backends"][compiler.label]["versions"]}, selection=selection,
         )
         spec.write(tmp)
-        return {"backend": compiler.name, "lengths": spec.lengths}
+        return {"backend": compiler.name, "precision": compiler.precision, "lengths": spec.lengths}
 
     return stage(settings, "compile").ensure(fingerprint(inputs), build, inputs, force=force)
 
 
 # validate ---------------------------------------------------------------
-def tolerance(settings: Settings) -> Tolerance:
-    return Tolerance(settings.atol, settings.rtol)
+def tolerance(settings: Settings, precision: str = "fp32") -> Tolerance:
+    return Tolerance(*settings.tolerance(precision))
 
 
-def rules_for(settings: Settings, cases: list[Case]) -> Rules:
-    """The cases, checks and tolerances the current settings call for."""
-    return Rules.build(get_task(settings.model_task), cases, tolerance(settings))
+def rules_for(settings: Settings, cases: list[Case], precision: str = "fp32") -> Rules:
+    """The cases, checks and tolerances the current settings call for, for an artifact of `precision`."""
+    return Rules.build(get_task(settings.model_task), cases, tolerance(settings, precision), precision)
 
 
 def validation(settings: Settings, downloaded: Artifact, compiled: Artifact, cases: list[Case], rules: Rules,

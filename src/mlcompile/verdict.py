@@ -26,11 +26,12 @@ class Rules:
     cases: dict[str, str]  # case id -> case_digest
     checks: tuple[str, ...]  # every `<case>::<check>` the cases call for, the artifact's coverage included
     mlcompile: str = __version__  # the checks' own code
+    precision: str = "fp32"  # the artifact's; its tolerances are the ones the project declares for it
 
     @classmethod
-    def build(cls, task: TaskFamily, cases: list[Case], tolerance: Tolerance) -> "Rules":
+    def build(cls, task: TaskFamily, cases: list[Case], tolerance: Tolerance, precision: str = "fp32") -> "Rules":
         return cls(tolerance.atol, tolerance.rtol, {case.id: case_digest(case) for case in cases},
-                   tuple(check_ids(task, cases)))
+                   tuple(check_ids(task, cases)), precision=precision)
 
     @property
     def tolerance(self) -> Tolerance:
@@ -42,10 +43,10 @@ class Rules:
     def differences(self, current: "Rules") -> list[str]:
         """How these rules (a verdict's) differ from `current` (what the settings call for now)."""
         found = []
-        for name in ("atol", "rtol", "mlcompile"):
+        for name in ("precision", "atol", "rtol", "mlcompile"):
             then, now = getattr(self, name), getattr(current, name)
             if then != now:
-                found.append(f"{name.upper() if name != 'mlcompile' else 'mlcompile version'}: "
+                found.append(f"{name.upper() if name in ('atol', 'rtol') else name.replace('mlcompile', 'mlcompile version')}: "
                              f"{then} in the verdict, {now} now")
         lacking = [c for c in current.cases if c not in self.cases]
         extra = [c for c in self.cases if c not in current.cases]
@@ -64,7 +65,7 @@ class Rules:
     @classmethod
     def from_dict(cls, data: dict) -> "Rules":
         return cls(float(data["atol"]), float(data["rtol"]), dict(data["cases"]), tuple(data["checks"]),
-                   data["mlcompile"])
+                   data["mlcompile"], data.get("precision", "fp32"))
 
 
 def _some(ids: list[str], limit: int = 8) -> str:
@@ -135,7 +136,7 @@ class Verdict:
             "outcomes": counts,
             "smallest_margin": {"check": worst[1], "margin": worst[0]} if worst else None,
             "truncated_cases": truncated,
-            "tolerance": {"atol": self.rules.atol, "rtol": self.rules.rtol},
+            "tolerance": {"atol": self.rules.atol, "rtol": self.rules.rtol, "precision": self.rules.precision},
             "coverage": [{k: e.get(k) for k in ("executable", "passed", "cases")} for e in self.coverage],
         }
 

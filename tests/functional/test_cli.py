@@ -39,13 +39,20 @@ def test_stage_switches_select_stages(workspace, in_process):
     assert '"version": "KEYWORDS-TRAINED-1"' in listed and "KEYWORDS-COMPILED" not in listed
 
 
-def test_bench_prints_each_backend_against_the_uncompiled_pipeline(workspace, in_process):
-    done = in_process.cli(workspace, "bench", "--backends", "torchscript", "--repeat", "1", CASES_FILE=FEW_CASES)
+def test_bench_prints_each_variant_against_the_uncompiled_pipeline(workspace, in_process):
+    done = in_process.cli(workspace, "bench", "--variants", "onnx,optimum-onnx", "--repeat", "1", "--corpus-size", "6",
+                          CASES_FILE=FEW_CASES)
     assert done.returncode == 0, done.output
-    assert "keywords: 6 validation cases, best of 1 interleaved passes after a warm-up" in done.output
-    lines = {line.split()[0]: line for line in done.output.splitlines() if line.startswith(("uncompiled", "torchscript"))}
-    assert lines["uncompiled"].split()[3] == "1.00x"
-    assert lines["torchscript"].split()[3].endswith("x")
+    assert "batched: 6 documents of config/bench/keywords.jsonl" in done.output
+    lines = {line.split()[0]: line.split() for line in done.output.splitlines()
+             if line.startswith(("uncompiled", "onnx", "optimum-onnx"))}
+    assert lines["uncompiled"][2] == "1.0" and lines["uncompiled"][-2:] == ["6/6", "6/6"]  # stored + file cases
+    assert lines["onnx"][-2:] == ["6/6", "6/6"]  # fp32: every task output identical
+    assert lines["optimum-onnx"][1] == "skipped:"  # a row that says why, not a missing one
     result = json.loads((workspace / "outputs" / "bench" / "keywords.json").read_text())
-    assert result["rows"]["torchscript"]["speedup_vs_uncompiled"] > 0
-    assert result["rows"]["torchscript"]["shapes"] == [16, 64, 256]
+    onnx = result["rows"]["onnx"]
+    assert onnx["throughput_vs_uncompiled"] > 0 and onnx["p95_ms"] >= onnx["p50_ms"] > 0
+    assert onnx["artifact_mb"] > 50 and onnx["load_seconds"] > 0 and onnx["peak_rss_mb"] > 100
+    assert result["cpu"]["model"] and result["threads"] >= 1
+    page = (workspace / "outputs" / "bench" / "keywords.html").read_text()
+    assert "<svg" in page and "Batched throughput" in page and "skipped: optimum-onnx is not installed" in page

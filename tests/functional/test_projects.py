@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 
+from mlcompile.compilers import bf16_supported, label, parse_candidate
 from mlcompile.registry.local import LocalRegistry
 from mlcompile.tasks import get_task
 
@@ -59,11 +60,16 @@ def test_run_project_validates_and_registers(project, compiler, seeded_registrie
     if compiler == "auto":
         selection = spec["selection"]
         assert selection is not None, f"auto compiled only {spec['backend']}:\n{output}"
-        assert set(selection["candidates"]) == {"onnx", "torchscript"}
-        assert spec["backend"] == selection["picked"] == min(
-            selection["candidates"], key=lambda name: selection["candidates"][name]["seconds"])
-        assert f"compile: backend {spec['backend']} (auto, fastest that matches the model" in output
+        ladder = {"onnx", "torchscript", "onnx-int8"} | ({"torchscript-bf16"} if bf16_supported() else set())
+        assert set(selection["candidates"]) == ladder
+        passing = {name: m for name, m in selection["candidates"].items() if m["passed"]}
+        assert label(spec["backend"], spec["precision"]) == selection["picked"] == min(
+            passing, key=lambda name: passing[name]["seconds"])
+        assert all(m["precision"] == parse_candidate(name)[1] and m["atol"] is not None
+                   for name, m in selection["candidates"].items())
+        assert verdict["rules"]["precision"] == spec["precision"]  # validated under that precision's tolerance
+        assert f"compile: backend {selection['picked']} (auto, fastest that matches the model" in output
     else:
-        assert spec["backend"] == compiler and spec["selection"] is None
+        assert label(spec["backend"], spec["precision"]) == compiler and spec["selection"] is None
     report = (tmp_path / "outputs" / "validate" / "report.html").read_text()
     assert "longer-than-compiled::invariance" in report

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlcompile.selection import measure, no_match
+from mlcompile.selection import measure, no_match, predict_cases
 from mlcompile.cases import Case
 from mlcompile.tasks import Tolerance, get_task
 
@@ -41,7 +41,7 @@ def test_a_backend_whose_lengths_cut_a_case_is_measured_as_failing_with_the_cut_
     assert "the uncompiled pipeline all of them" in note
 
     message = no_match({"onnx": measured, "torchscript": measured})
-    assert message.startswith("COMPILER=auto: no backend matches the uncompiled model on the validation cases:")
+    assert message.startswith("COMPILER=auto: no candidate matches the uncompiled model on the validation cases:")
     assert "\n  onnx: 2 checks failed: long::label, long::probabilities" in message
     assert "1 cases were cut by the compiled lengths where the uncompiled pipeline was not" in message
 
@@ -52,3 +52,26 @@ def test_a_matching_backend_passes_and_names_no_cut():
     measured = measure(FakePipeline("NEGATIVE", 256), CASES, reference, task, Tolerance(1e-3, 1e-3))
     assert measured.passed is True and measured.failed_checks == [] and measured.cut_differently == []
     assert measured.seconds >= 0
+
+
+class CallCounter:
+    def __init__(self):
+        self.calls = []
+
+    def predict(self, text, params):
+        return self.predict_many([text], params)[0]
+
+    def predict_many(self, texts, params):
+        self.calls.append((list(texts), params))
+        return [{"text": text, "top_n": params.get("top_n")} for text in texts]
+
+
+def test_a_batched_workload_is_timed_in_one_call_per_set_of_parameters():
+    cases = [Case("a", "one", {"top_n": 3}), Case("b", "two", {"top_n": 5}), Case("c", "three", {"top_n": 3})]
+    pipeline = CallCounter()
+    predictions = predict_cases(pipeline, cases, "batched")
+    assert pipeline.calls == [(["one", "three"], {"top_n": 3}), (["two"], {"top_n": 5})]
+    assert [p["text"] for p in predictions] == ["one", "two", "three"]  # in the cases' order
+    pipeline.calls.clear()
+    predict_cases(pipeline, cases, "requests")
+    assert len(pipeline.calls) == 3

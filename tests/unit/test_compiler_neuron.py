@@ -134,18 +134,29 @@ def test_dynamic_batching_with_weights_outside_the_neff_is_refused(standin_neuro
 
 # --- detection: auto picks neuron only where it can run, and says why not ----------------------
 def test_auto_means_neuron_where_torch_neuronx_traces_and_a_device_is_visible(standin_neuronx):
-    assert status().usable and candidates("auto") == (["neuron"], None)
+    assert status().usable and candidates("auto", ["fp32"]) == (["neuron"], None)
+    assert candidates("auto") == (["neuron", "neuron-bf16"], None)  # the precision ladder, validated like fp32
+
+
+def test_bf16_candidate_casts_matrix_products_only(standin_neuronx):
+    assert get_compiler("neuron-bf16").compiler_args == [  # the default: --auto-cast none --model-type transformer
+        "--model-type", "transformer", "--auto-cast", "matmult", "--auto-cast-type", "bf16"]
+    compiler = get_compiler("neuron-bf16", Settings())  # its own --auto-cast options are replaced
+    assert compiler.compiler_args == ["-O2", "--auto-cast", "matmult", "--auto-cast-type", "bf16"]
+    assert compiler.settings()["precision"] == "bf16" and compiler.label == "neuron-bf16"
+    loader = get_compiler("neuron", None, recorded=compiler.settings())  # an artifact loads as it was compiled
+    assert loader.precision == "bf16" and loader.compiler_args == compiler.compiler_args
 
 
 def test_no_device_means_cpu_backends_and_says_so(standin_neuronx, no_neuron_device):
-    names, why = candidates("auto")
+    names, why = candidates("auto", ["fp32"])
     assert names == ["onnx", "torchscript"] and why.startswith("no Neuron device is visible")
     with pytest.raises(ConfigError, match="COMPILER=neuron cannot run here: no Neuron device is visible.*--device"):
         NeuronCompiler().check()
 
 
 def test_pypi_placeholder_is_named_and_auto_falls_back_to_cpu(placeholder_neuronx):
-    names, why = candidates("auto")
+    names, why = candidates("auto", ["fp32"])
     assert names == ["onnx", "torchscript"]
     assert why.startswith("the torch-neuronx installed (1.0) is PyPI's placeholder")
     with pytest.raises(ConfigError) as error:
@@ -170,7 +181,7 @@ def test_missing_torch_neuronx_is_a_clear_error(monkeypatch):
     message = str(error.value)
     assert "torch-neuronx is not installed" in message and "https://pip.repos.neuron.amazonaws.com" in message
     assert "COMPILER=auto, onnx or torchscript" in message
-    assert candidates("auto") == (["onnx", "torchscript"], "torch-neuronx is not installed")
+    assert candidates("auto", ["fp32"]) == (["onnx", "torchscript"], "torch-neuronx is not installed")
 
 
 @pytest.mark.parametrize("worker, workers, visible, cores", [

@@ -213,6 +213,6 @@ def test_unknown_compiler_registry_and_task_kinds_are_each_named(settings_env, m
     monkeypatch.setenv("REGISTRY_TIMEOUT", "-1")
     message = config_error()
     for expected in ("COMPILER='gpu' (environment)", "REGISTRY='s3' (environment)", "MODEL_TASK='ocr' (environment)",
-                     "REGISTRY_TIMEOUT='-1' (environment)", "'onnx'", "'mlflow'"):
+                     "REGISTRY_TIMEOUT='-1' (environment)", "onnx-int8", "'mlflow'"):
         assert expected in message
     assert message.count("\n  ") == 4

@@ -148,7 +148,7 @@ def test_render_html_shows_passed_for_a_passing_verdict():
     page = render_html(v, "Report", {})
     assert ": PASSED</h1>" in page and "NOT PASSED" not in page
     assert "300 tokens in bucket 256 TRUNCATED" in page and "Truncated inputs: doc1." in page
-    assert "Tolerance: atol 0.001, rtol 0.001." in page
+    assert "Precision: fp32; tolerance: atol 0.001, rtol 0.001." in page
 
 
 # --- the rules a verdict was made under, and the upload gate -----------------------------------

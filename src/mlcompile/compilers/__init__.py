@@ -3,11 +3,18 @@ and load them back as callables.
 
 Static-shape backends (torchscript, neuron) compile one file per sequence-length bucket at a fixed
 batch size; dynamic-shape backends (onnx) compile one file that takes any batch and length.
+
+A candidate is a backend at a precision: `onnx` (fp32), `onnx-int8`, `torchscript-bf16`, ... Reduced
+precision is never assumed good: `COMPILER=auto` keeps a candidate only when its predictions pass the
+checks under the tolerance the project declares for that precision (`BF16_ATOL`, `INT8_ATOL`, ...).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -21,12 +28,17 @@ BACKENDS = {
     "neuron": "mlcompile.compilers.neuron:NeuronCompiler",
 }
 CPU_BACKENDS = ("onnx", "torchscript")
+FP32 = "fp32"
+PRECISIONS = (FP32, "bf16", "int8")
 
 
 class Compiler(Protocol):
     name: str
     suffix: str
     dynamic_shapes: bool  # one file serves any (batch, length)
+    precisions: tuple[str, ...]  # what it can compile to; fp32 first
+    precision: str
+    label: str  # the candidate: the backend, with its precision unless fp32 (`onnx-int8`)
 
     def check(self) -> None:
         """Raise ConfigError, saying how to fix it, when the backend cannot run here."""
@@ -44,24 +56,88 @@ class Compiler(Protocol):
     def load(self, target: Path) -> Callable[..., torch.Tensor]: ...
 
 
+@contextmanager
+def quiet_tracing():
+    """What tracing a transformers model says on every compile and nobody can act on: tracer notes
+    on its shape checks (validation runs every compiled shape instead), and sentence-transformers'
+    note on a deprecated attribute the tracer reads."""
+    log = logging.getLogger("sentence_transformers.base.model")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            yield
+    finally:
+        log.setLevel(level)
+
+
+def label(backend: str, precision: str) -> str:
+    return backend if precision == FP32 else f"{backend}-{precision}"
+
+
+class Backend:
+    """What every backend shares: its precision and the candidate name it makes."""
+
+    name: str
+    precisions: tuple[str, ...] = (FP32,)
+    precision: str = FP32
+
+    @property
+    def label(self) -> str:
+        return label(self.name, self.precision)
+
+
+def _backend_class(backend: str):
+    module, cls_name = BACKENDS[backend].split(":")
+    return getattr(importlib.import_module(module), cls_name)
+
+
+def known_candidates() -> list[str]:
+    return [label(backend, precision) for backend in BACKENDS for precision in _backend_class(backend).precisions]
+
+
+def parse_candidate(name: str) -> tuple[str, str]:
+    """`onnx-int8` -> ("onnx", "int8"); `onnx` -> ("onnx", "fp32")."""
+    backend, _, precision = name.partition("-")
+    precision = precision or FP32
+    if backend not in BACKENDS or precision not in _backend_class(backend).precisions:
+        raise ConfigError(f"COMPILER={name!r}: unknown compiler; choose auto, {', '.join(known_candidates())}")
+    return backend, precision
+
+
 def get_compiler(name: str, settings=None, recorded: dict | None = None) -> Compiler:
-    """The backend `name` (not `auto`: see `candidates`), configured from settings; or, to load an
-    artifact, from the compiler settings it `recorded` where those decide how it loads."""
-    if name not in BACKENDS:
-        raise ConfigError(f"COMPILER={name!r}: unknown compiler; choose auto, {', '.join(BACKENDS)}")
-    module, cls_name = BACKENDS[name].split(":")
-    cls = getattr(importlib.import_module(module), cls_name)
-    if recorded is not None and hasattr(cls, "from_recorded"):
-        return cls.from_recorded(recorded, settings)
-    return cls.from_settings(settings)
+    """The candidate `name` (a backend, or backend-precision; not `auto`: see `candidates`),
+    configured from settings; or, to load an artifact, from the compiler settings it `recorded`
+    where those decide how it loads."""
+    backend, precision = parse_candidate(name)
+    cls = _backend_class(backend)
+    if recorded is not None:
+        precision = recorded.get("precision", precision)
+        if hasattr(cls, "from_recorded"):
+            return cls.from_recorded(recorded, settings)
+    return cls.from_settings(settings, precision)
 
 
-def candidates(requested: str) -> tuple[list[str], str | None]:
-    """The backends to compile for a request, and for `auto` on CPU why neuron is not among them:
-    `auto` is neuron where it can run, else every CPU backend (the fastest that passes is kept)."""
+def bf16_supported() -> bool:
+    """This CPU computes bf16 natively (AVX512-BF16 or AMX), which is when bf16 can be faster."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def candidates(requested: str, allowed: list[str] | tuple[str, ...] = PRECISIONS) -> tuple[list[str], str | None]:
+    """The candidates to compile for a request, and for `auto` on CPU why neuron is not among them:
+    `auto` is neuron where it can run, else every CPU backend; each at every precision the project
+    allows (`PRECISIONS`) that the backend has and this host runs fast (the fastest that passes is kept)."""
     if requested != "auto":
         return [requested], None
     from .neuron import status
 
     neuron = status()
-    return (["neuron"], None) if neuron.usable else (list(CPU_BACKENDS), neuron.reason)
+    backends, why = (["neuron"], None) if neuron.usable else (list(CPU_BACKENDS), neuron.reason)
+    found = []
+    for precision in [p for p in PRECISIONS if p in allowed]:
+        for backend in backends:
+            has = precision in _backend_class(backend).precisions
+            if has and (precision != "bf16" or backend == "neuron" or bf16_supported()):
+                found.append(label(backend, precision))
+    return found, why

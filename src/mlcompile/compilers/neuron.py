@@ -23,8 +23,10 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from . import FP32, Backend
 
 DEFAULT_ARGS = "--auto-cast none --model-type transformer"
+BF16_CAST = ["--auto-cast", "matmult", "--auto-cast-type", "bf16"]  # matrix products in bf16, the rest fp32
 DEVICES = "/dev/neuron*"  # what the Neuron driver creates on inf2/trn1 (in a container: --device=/dev/neuron0)
 PROFILE = "the Neuron profile (make install NEURON=1: torch 2.9 with torch-neuronx 2.9.0.2.15.*, Neuron SDK 2.31)"
 INSTALL = ("pip install --extra-index-url https://pip.repos.neuron.amazonaws.com -c constraints-neuron.txt "
@@ -96,30 +98,48 @@ def _neuronx():
     return importlib.import_module("torch_neuronx")
 
 
-class NeuronCompiler:
+def with_precision(args: list[str], precision: str) -> list[str]:
+    """neuronx-cc arguments for `precision`: fp32 keeps NEURON_COMPILER_ARGS as given; bf16 replaces
+    its --auto-cast options with matrix products in bf16."""
+    if precision == FP32:
+        return args
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("--auto-cast", "--auto-cast-type"):
+            skip = True
+        elif not arg.startswith(("--auto-cast=", "--auto-cast-type=")):
+            kept.append(arg)
+    return kept + BF16_CAST
+
+
+class NeuronCompiler(Backend):
     name = "neuron"
     suffix = ".pt"
     dynamic_shapes = False
+    precisions = (FP32, "bf16")
 
     def __init__(self, compiler_args: str = DEFAULT_ARGS, dynamic_batch: bool = True, inline_weights: bool = True,
-                 data_parallel: bool = False):
-        self.compiler_args = shlex.split(compiler_args)
+                 data_parallel: bool = False, precision: str = FP32):
+        self.precision = precision
+        self.compiler_args = with_precision(shlex.split(compiler_args), precision)
         self.dynamic_batch = dynamic_batch
         self.inline_weights = inline_weights
         self.data_parallel = data_parallel  # replicate a loaded model over every visible NeuronCore
 
     @classmethod
-    def from_settings(cls, settings=None) -> "NeuronCompiler":
+    def from_settings(cls, settings=None, precision: str = FP32) -> "NeuronCompiler":
         if settings is None:
-            return cls()
+            return cls(precision=precision)
         return cls(settings.neuron_compiler_args, settings.neuron_dynamic_batch, settings.neuron_inline_weights,
-                   settings.neuron_data_parallel)
+                   settings.neuron_data_parallel, precision)
 
     @classmethod
     def from_recorded(cls, recorded: dict, settings=None) -> "NeuronCompiler":
         """Loading an artifact: how it was compiled decides how it is loaded, not today's settings."""
         return cls(shlex.join(recorded["compiler_args"]), recorded["dynamic_batch"], recorded["inline_weights_to_neff"],
-                   recorded.get("data_parallel", False))
+                   recorded.get("data_parallel", False), recorded.get("precision", FP32))
 
     def check(self) -> None:
         if self.dynamic_batch and not self.inline_weights:
@@ -131,7 +151,7 @@ class NeuronCompiler:
     def settings(self) -> dict:
         return {"method": "torch_neuronx.trace", "compiler_args": self.compiler_args,
                 "dynamic_batch": self.dynamic_batch, "inline_weights_to_neff": self.inline_weights,
-                "data_parallel": self.data_parallel}
+                "data_parallel": self.data_parallel, "precision": self.precision}
 
     def versions(self) -> dict:
         return {"torch": torch.__version__,

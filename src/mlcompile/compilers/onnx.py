@@ -1,5 +1,10 @@
-"""ONNX Runtime: `torch.onnx.export` (the torch.export-based exporter) with dynamic batch and
-sequence axes, run by an `onnxruntime.InferenceSession` with its graph optimizations on."""
+"""ONNX Runtime: `torch.onnx.export` with dynamic batch and sequence axes, fused by ONNX Runtime's
+transformer optimizer (attention, LayerNorm, GELU), optionally int8 (dynamic quantization), run by
+an `onnxruntime.InferenceSession` with its graph optimizations on.
+
+The TorchScript-based exporter is used, on the model's eager attention: it is the graph ONNX
+Runtime's optimizer fuses into its `Attention` operator (measured on all-MiniLM-L6-v2: 1.09x eager
+torch, where the torch.export-based exporter's graph, which it cannot fuse, ran at 0.85x)."""
 
 from __future__ import annotations
 
@@ -13,40 +18,75 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from . import FP32, Backend, quiet_tracing
 
 INPUTS = ("input_ids", "attention_mask")
+# Portable fusions only: a higher level writes CPU-specific kernels into the saved file.
+OPTIMIZER_LEVEL = 0
+
+
+@contextmanager
+def _eager_attention(module: torch.nn.Module):
+    """The transformers models inside `module` on their plain (eager) attention while exporting."""
+    from transformers import PreTrainedModel
+
+    models = [m for m in module.modules() if isinstance(m, PreTrainedModel)]
+    before = [m.config._attn_implementation for m in models]
+    try:
+        for model in models:
+            model.set_attn_implementation("eager")
+        yield models
+    finally:
+        for model, implementation in zip(models, before):
+            model.set_attn_implementation(implementation)
 
 
 @contextmanager
 def _quiet_exporter():
-    """The exporter warns that both axes share a name and that torchvision is absent: true and
-    harmless here, so not shown on every compile."""
-    log = logging.getLogger("torch.onnx._internal.exporter._registration")
-    level = log.level
-    log.setLevel(logging.ERROR)
+    """What the exporter says on every export and nobody can act on: that it is the legacy exporter
+    (chosen above, for the fusions), a note on advanced indexing, and the tracer's notes."""
+    with quiet_tracing(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", message="The feature will be removed. Please remove usage of this function")
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator of advanced indexing")
+        yield
+
+
+@contextmanager
+def _quiet_quantizer():
+    """The quantizer advises, on the root logger, a pre-processing step for image models."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*will not be used, since it shares the same shape constraints")
-            yield
+        yield
     finally:
-        log.setLevel(level)
+        root.setLevel(level)
 
 
-class OnnxCompiler:
+def _optimizer_model_type(config) -> str:
+    from onnxruntime.transformers.optimizer import MODEL_TYPES
+
+    return config.model_type if config.model_type in MODEL_TYPES else "bert"
+
+
+class OnnxCompiler(Backend):
     name = "onnx"
     suffix = ".onnx"
     dynamic_shapes = True
+    precisions = (FP32, "int8")
 
-    def __init__(self, threads: int | None = None, opset: int = 18):
+    def __init__(self, threads: int | None = None, opset: int = 17, precision: str = FP32):
         self.threads = threads  # intra-op threads of the session: a run-time choice, not fingerprinted
         self.opset = opset
+        self.precision = precision
 
     @classmethod
-    def from_settings(cls, settings=None) -> "OnnxCompiler":
-        return cls(threads=getattr(settings, "torch_threads", None))
+    def from_settings(cls, settings=None, precision: str = FP32) -> "OnnxCompiler":
+        return cls(threads=getattr(settings, "torch_threads", None), precision=precision)
 
     def check(self) -> None:
-        for package in ("onnx", "onnxruntime", "onnxscript"):
+        for package in ("onnx", "onnxruntime"):
             try:
                 metadata.version(package)
             except metadata.PackageNotFoundError:
@@ -54,30 +94,53 @@ class OnnxCompiler:
                                   f"pip install {package}") from None
 
     def settings(self) -> dict:
-        return {"exporter": "torch.onnx.export(dynamo=True)", "opset": self.opset,
-                "dynamic_axes": ["batch", "sequence"], "graph_optimization": "ORT_ENABLE_ALL"}
+        found = {"exporter": "torch.onnx.export(dynamo=False), eager attention", "opset": self.opset,
+                 "dynamic_axes": ["batch", "sequence"], "fusion": f"onnxruntime.transformers.optimizer, "
+                 f"opt_level {OPTIMIZER_LEVEL}", "graph_optimization": "ORT_ENABLE_ALL", "precision": self.precision}
+        if self.precision == "int8":
+            found["quantization"] = "quantize_dynamic, QInt8 weights, per channel"
+        return found
 
     def versions(self) -> dict:
-        return {name: metadata.version(name) for name in ("onnx", "onnxruntime", "onnxscript")}
+        return {name: metadata.version(name) for name in ("onnx", "onnxruntime")}
 
     def compile(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...], target: Path, workdir: Path) -> None:
-        # min 2: torch 2.9's exporter guards the batch away from 1 (a broadcast it will not
-        # specialise); batch 1 still runs, and validation's coverage runs it (a single row).
-        batch = torch.export.Dim("batch", min=2, max=4096)
-        sequence = torch.export.Dim("sequence", min=2, max=example[0].shape[1])
-        axes = {"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}}
-        with torch.inference_mode(False), torch.no_grad(), _quiet_exporter():
-            torch.onnx.export(
-                module.eval(), example, str(target), input_names=list(INPUTS), output_names=["output"],
-                dynamic_shapes=axes, opset_version=self.opset, dynamo=True, external_data=False, verbose=False,
-                artifacts_dir=str(workdir),
-            )
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        exported = workdir / "exported.onnx"
+        axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+                "output": {0: "batch"}}
+        with torch.inference_mode(False), torch.no_grad(), _eager_attention(module) as models, _quiet_exporter():
+            torch.onnx.export(module.eval(), example, str(exported), input_names=list(INPUTS), output_names=["output"],
+                              dynamic_axes=axes, opset_version=self.opset, do_constant_folding=True, dynamo=False)
+        config = models[0].config if models else None
+        fused = optimize_model(str(exported), model_type=_optimizer_model_type(config) if config else "bert",
+                               num_heads=getattr(config, "num_attention_heads", 0),
+                               hidden_size=getattr(config, "hidden_size", 0), opt_level=OPTIMIZER_LEVEL)
+        (workdir / "fusions.txt").write_text(f"{fused.get_fused_operator_statistics()}\n")
+        if self.precision == FP32:
+            fused.save_model_to_file(str(target))
+            return
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        fp32 = workdir / "fused.onnx"
+        fused.save_model_to_file(str(fp32))
+        # the fused operators carry no type the quantizer knows; they stay float
+        with _quiet_quantizer():
+            quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
     def load(self, target: Path):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        # idle threads sleep instead of spinning: no CPU taken from other work between calls (measured: same speed)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self.threads:
             options.intra_op_num_threads = self.threads
         session = onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])

@@ -1,33 +1,58 @@
-"""TorchScript: `torch.jit.trace` at fixed shapes, saved with `torch.jit.save`."""
+"""TorchScript: `torch.jit.trace` at fixed shapes, saved with `torch.jit.save`. At bf16 the module
+is traced under CPU autocast: the trace records the casts, so the saved file computes its matrix
+products in bf16 (fast where the CPU has AVX512-BF16 or AMX) and returns fp32."""
 
 from __future__ import annotations
 
+import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
+from . import FP32, Backend, quiet_tracing
 
-class TorchScriptCompiler:
+
+class _Float32Output(torch.nn.Module):
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.module(input_ids, attention_mask).float()
+
+
+class TorchScriptCompiler(Backend):
     name = "torchscript"
     suffix = ".pt"
     dynamic_shapes = False
+    precisions = (FP32, "bf16")
+
+    def __init__(self, precision: str = FP32):
+        self.precision = precision
 
     @classmethod
-    def from_settings(cls, settings=None) -> "TorchScriptCompiler":
-        return cls()
+    def from_settings(cls, settings=None, precision: str = FP32) -> "TorchScriptCompiler":
+        return cls(precision)
 
     def check(self) -> None:
         pass
 
     def settings(self) -> dict:
-        return {"method": "torch.jit.trace"}
+        found = {"method": "torch.jit.trace", "precision": self.precision}
+        if self.precision == "bf16":
+            found["autocast"] = "cpu, bfloat16"
+        return found
 
     def versions(self) -> dict:
         return {"torch": torch.__version__}
 
     def compile(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...], target: Path, workdir: Path) -> None:
-        with torch.inference_mode(False), torch.no_grad():
-            traced = torch.jit.trace(module.eval(), example, check_trace=False)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+        with torch.inference_mode(False), torch.no_grad(), autocast, quiet_tracing(), warnings.catch_warnings():
+            # torch 2.13 calls jit.trace deprecated; it is still the format torch.jit.load serves
+            warnings.filterwarnings("ignore", message=r"`torch.jit.trace` is deprecated")
+            traced = torch.jit.trace(_Float32Output(module.eval()), example, check_trace=False)
         torch.jit.save(traced, str(target))
 
     def load(self, target: Path):
