@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 2
 
 .PHONY: install seed run download compile validate upload test test-unit test-integration test-functional \
-        list bench mlflow-server clean help lock test-neuron-profile
+        list bench bench-overhead mlflow-server clean help lock test-neuron-profile
 
 help:
 	@echo "make install | run | test | bench | mlflow-server | seed | download | compile | validate | upload | list | clean"
@@ -93,6 +93,10 @@ mlflow-server: install
 # Throughput of each compiled backend against the uncompiled pipeline, side by side (PROJECT=...).
 bench: seed
 	$(MLCOMPILE) bench
+
+# The pytest pipeline cold and warm against the same steps as a plain script (PROJECT=...).
+bench-overhead: seed
+	$(MLCOMPILE) bench --overhead
 
 # The framework's own tests.
 TEST_MARKERS ?=

@@ -84,7 +84,7 @@ def _size_mb(path: Path) -> float:
 
 def _load(settings: Settings, downloaded, compiled_path: Path | None):
     if compiled_path is None:
-        return stages.load_reference(settings, downloaded)
+        return stages.load_reference(settings, downloaded).pipeline  # not the remembered predictions: timed
     return stages.load_compiled(compiled_path, settings)
 
 

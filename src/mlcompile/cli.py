@@ -46,8 +46,11 @@ def _seed(args) -> int:
 
 
 def _bench(args) -> int:
-    from . import bench
+    from . import bench, overhead
 
+    if args.overhead:
+        overhead.run(load_settings())
+        return 0
     chosen = [name for name in (args.variants or "").split(",") if name]
     bench.run(load_settings(), chosen or None, repeat=args.repeat, corpus_size=args.corpus_size)
     return 0
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                                           "always runs)")
     bench.add_argument("--repeat", type=int, default=3, help="measured passes per variant, interleaved")
     bench.add_argument("--corpus-size", type=int, help="use the corpus's first N documents (default: all)")
+    bench.add_argument("--overhead", action="store_true", help="instead: the pytest pipeline cold and warm against "
+                                                              "the same steps as a plain script")
     bench.set_defaults(func=_bench)
     sub.add_parser("has-uncompiled", help="exit 0 if UNCOMPILED_WITH_ID is in the registry").set_defaults(func=_has)
     sub.add_parser("list", help="list the project's uncompiled and compiled versions").set_defaults(func=_list)

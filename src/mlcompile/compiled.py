@@ -149,13 +149,18 @@ def runner(compiler, buckets: list[Bucket], root: Path, tokenizer, batch_size: i
                           dynamic=compiler.dynamic_shapes, single=single)
 
 
-def load(path: Path, settings=None):
-    """The task pipeline over a compiled artifact directory, whatever its backend."""
+def load_runner(path: Path, settings=None) -> BucketedRunner:
+    """The compiled model of an artifact directory on its own (no task pipeline around it)."""
     from transformers import AutoTokenizer
 
     spec = CompiledSpec.read(path)
-    task = get_task(spec.task)
     tokenizer = AutoTokenizer.from_pretrained(str(path / spec.tokenizer), local_files_only=True)
     compiler = get_compiler(spec.backend, settings, recorded=spec.compiler_settings)
-    compiled = runner(compiler, spec.buckets, path, tokenizer, spec.batch_size, task.token_level)
+    return runner(compiler, spec.buckets, path, tokenizer, spec.batch_size, get_task(spec.task).token_level)
+
+
+def load(path: Path, settings=None):
+    """The task pipeline over a compiled artifact directory, whatever its backend."""
+    task = get_task(CompiledSpec.read(path).task)
+    compiled = load_runner(path, settings)
     return task.compiled(compiled, path, read_json(path / MODEL_CARD))

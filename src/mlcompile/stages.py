@@ -3,6 +3,8 @@ modules that do the work; the pytest fixtures and the bench are thin over these.
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 from . import cases as case_files
 from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomic
 from .cases import Case
-from .compiled import CompiledSpec, compile_shapes
+from .compiled import CompiledSpec, compile_shapes, load_runner
 from .compiled import load as load_compiled
 from .errors import RegistryError, UploadRefused
 from .gate import refusal
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 VERDICT_FILE = "verdict.json"
 REPORT_FILE = "report.html"
 __all__ = ["download", "compile", "validation", "publish_validation", "published_verdict", "upload",
-           "load_compiled", "load_reference", "load_cases", "rules_for", "stage"]
+           "load_compiled", "load_runner", "load_reference", "load_cases", "rules_for", "stage"]
 
 
 def stage(settings: Settings, name: str) -> Stage:
@@ -69,9 +71,35 @@ def load_cases(settings: Settings, downloaded: Artifact) -> list[Case]:
     return case_files.load_cases(downloaded.path, params, Path(settings.cases_file))
 
 
-def load_reference(settings: Settings, downloaded: Artifact):
-    """The uncompiled pipeline on CPU."""
-    return get_task(settings.model_task).reference(downloaded.path, model_card(downloaded))
+class RememberedPipeline:
+    """The uncompiled pipeline of one downloaded version with the predictions it made, kept for the
+    process: COMPILER=auto's reference predictions of the cases serve the validate stage too."""
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+        self.made: dict[tuple[str, str], dict] = {}
+
+    def predict(self, text: str, params: dict) -> dict:
+        key = (text, json.dumps(params, sort_keys=True))
+        if key not in self.made:
+            self.made[key] = self.pipeline.predict(text, params)
+        return copy.deepcopy(self.made[key])
+
+    def predict_many(self, texts: list[str], params: dict) -> list[dict]:
+        return self.pipeline.predict_many(texts, params)
+
+
+_reference: dict[tuple[str, str], RememberedPipeline] = {}
+
+
+def load_reference(settings: Settings, downloaded: Artifact) -> RememberedPipeline:
+    """The uncompiled pipeline on CPU, loaded once per process and downloaded version."""
+    key = (settings.model_task, downloaded.fingerprint)
+    if key not in _reference:
+        _reference.clear()  # one model held at a time
+        task = get_task(settings.model_task)
+        _reference[key] = RememberedPipeline(task.reference(downloaded.path, model_card(downloaded)))
+    return _reference[key]
 
 
 # compile ----------------------------------------------------------------

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 
 import pytest
+import torch
 
 from mlcompile import stages
 from mlcompile.artifacts import fingerprint, write_json_atomic
+from mlcompile.batching import TextInfo
 from mlcompile.cases import Case
 from mlcompile.compare import CheckResult
 from mlcompile.compiled import Bucket, CompiledSpec
@@ -64,6 +66,11 @@ class FakePipeline:
         return {"text_info": {"tokens": 3, "bucket": 16, "kept": 3, "truncated": False}}
 
 
+class FakeRunner:
+    def run(self, texts):
+        return [torch.zeros(4) for _ in texts], [TextInfo(3, 16, 3, False) for _ in texts]
+
+
 class FakeValidation:
     def __init__(self, compiled, rules):
         self.compiled, self.rules = compiled, rules
@@ -89,6 +96,7 @@ def validation(settings, downloaded, compiled, cases, rules, recorded=None, comp
 FAKES = {"download": download, "compile": compile, "validation": validation,
          "load_cases": lambda settings, downloaded: list(CASES),
          "load_compiled": lambda path, settings=None: FakePipeline(),
+         "load_runner": lambda path, settings=None: FakeRunner(),
          "load_reference": lambda settings, downloaded: FakePipeline()}
 
 

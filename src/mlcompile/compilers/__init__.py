@@ -59,14 +59,15 @@ class Compiler(Protocol):
 @contextmanager
 def quiet_tracing():
     """What tracing a transformers model says on every compile and nobody can act on: tracer notes
-    on its shape checks (validation runs every compiled shape instead), and sentence-transformers'
-    note on a deprecated attribute the tracer reads."""
+    on its shape checks (validation runs every compiled shape instead), and transformers' and
+    sentence-transformers' notes on deprecated attributes the tracer reads while walking the module."""
     log = logging.getLogger("sentence_transformers.base.model")
     level = log.level
     log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
             yield
     finally:
         log.setLevel(level)

@@ -13,8 +13,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from keybert import KeyBERT
-from keybert.backend import BaseEmbedder
 
 from ..artifacts import hash_tree
 from ..batching import BucketedRunner
@@ -61,22 +59,34 @@ class SentenceEmbedding(torch.nn.Module):
         return self.model({"input_ids": input_ids, "attention_mask": attention_mask})["sentence_embedding"]
 
 
-class CompiledEmbedder(BaseEmbedder):
-    """KeyBERT backend over the compiled buckets."""
+def _keybert(model):
+    # imported on use: KeyBERT pulls in sentence-transformers (seconds), which collecting the
+    # validate tests or a warm re-run never needs
+    from keybert import KeyBERT
 
-    def __init__(self, runner: BucketedRunner):
-        super().__init__()
-        self.runner = runner
+    return KeyBERT(model=model)
 
-    def embed(self, documents, verbose: bool = False) -> np.ndarray:
-        outputs, _ = self.runner.run(list(documents))
-        if not outputs:
-            return np.zeros((0, 0), dtype=np.float32)
-        return torch.stack(outputs).float().numpy()
+
+def compiled_embedder(runner: BucketedRunner):
+    """A KeyBERT backend over the compiled buckets."""
+    from keybert.backend import BaseEmbedder
+
+    class CompiledEmbedder(BaseEmbedder):
+        def __init__(self):
+            super().__init__()
+            self.runner = runner
+
+        def embed(self, documents, verbose: bool = False) -> np.ndarray:
+            outputs, _ = self.runner.run(list(documents))
+            if not outputs:
+                return np.zeros((0, 0), dtype=np.float32)
+            return torch.stack(outputs).float().numpy()
+
+    return CompiledEmbedder()
 
 
 class KeywordsPipeline(Pipeline):
-    def __init__(self, keybert: KeyBERT, text_info: Callable[[list[str]], list[dict]]):
+    def __init__(self, keybert, text_info: Callable[[list[str]], list[dict]]):
         self.keybert = keybert
         self.text_info = text_info  # texts -> [{"tokens", "bucket", "truncated"}]
 
@@ -94,7 +104,7 @@ class KeywordsPipeline(Pipeline):
 
 class CompiledKeywordsPipeline(KeywordsPipeline, CompiledPipeline):
     def __init__(self, runner: BucketedRunner):
-        super().__init__(KeyBERT(model=CompiledEmbedder(runner)), lambda texts: [
+        super().__init__(_keybert(compiled_embedder(runner)), lambda texts: [
             info.as_dict() for info in runner.describe(texts)
         ])
         self.runner = runner
@@ -133,7 +143,7 @@ class KeywordsTask(TaskFamily):
             counts = [len(ids) for ids in model.tokenizer(texts, verbose=False)["input_ids"]]
             return [reference_text_info(n, model.max_seq_length) for n in counts]
 
-        return KeywordsPipeline(KeyBERT(model=model), text_info)
+        return KeywordsPipeline(_keybert(model), text_info)
 
     def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledKeywordsPipeline:
         return CompiledKeywordsPipeline(runner)
