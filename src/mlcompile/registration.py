@@ -23,6 +23,7 @@ def lineage(settings: Settings, compiled: Artifact, spec: CompiledSpec, verdict:
         "compiled_content_id": compiled.content_id,
         "validate_fingerprint": verdict.validate_fingerprint,
         "compiler": spec.backend,
+        "precision": spec.precision,  # validated under that precision's tolerances (verdict rules)
         "compiler_settings": spec.compiler_settings,
         "compiler_selection": spec.selection.model_dump() if spec.selection else None,
         "sequence_lengths": spec.lengths,
