@@ -55,7 +55,7 @@ FAKES = REPO / "tests" / "pipeline_fakes"
 # Three keywords cases (short, empty, longer than compiled): where a test needs a real validation,
 # not the project's fifteen cases (the full set runs in test_projects.py and test_pipeline_stages.py).
 FEW_CASES = REPO / "tests" / "data" / "keywords-few-cases.json"
-# Two lengths at batch 1 (files bucket-16-batch1.pt and bucket-256-batch1.pt): a small artifact for
+# Two lengths at batch 1 (shapes bucket_16 and bucket_256 of model.pt): a small artifact for
 # tests whose point is not the shapes.
 SMALL_SHAPES = {"SEQUENCE_LENGTHS": "16,256", "BATCH_SIZE": "1"}
 
@@ -331,3 +331,37 @@ def pytest_sessionfinish(session):
         except ProcessLookupError:
             pass
         pid_file.unlink()
+
+
+def fault_in_one_shape(compiled: Path, method: str, scale: float = 1.3) -> None:
+    """A compiler bug in one shape of a TorchScript artifact (every shape a method of model.pt):
+    rewrite model.pt so that `method` scales its output, the other shapes unchanged, and re-seal
+    the manifest, so the artifact verifies but one executable computes something else."""
+    import torch
+
+    from mlcompile.artifacts import MANIFEST, hash_tree, read_json, write_json_atomic
+
+    spec = read_json(compiled / "compiled.json")
+    shapes = {}
+    for bucket in spec["buckets"]:
+        shapes[bucket["method"]] = (spec["batch_size"], bucket["length"])
+        if bucket.get("single_method"):
+            shapes[bucket["single_method"]] = (1, bucket["length"])
+    assert method in shapes, f"{method} is not a method of {compiled / 'model.pt'}: {sorted(shapes)}"
+
+    def calling(name: str, factor: float):
+        def run(self, input_ids, attention_mask):
+            return getattr(self.compiled, name)(input_ids, attention_mask) * factor
+        return run
+
+    faulty = type("Faulty", (torch.nn.Module,), {n: calling(n, scale if n == method else 1.0) for n in shapes})()
+    faulty.compiled = torch.jit.load(str(compiled / "model.pt"))
+    examples = {n: (torch.full((b, length), 1000, dtype=torch.long), torch.ones(b, length, dtype=torch.long))
+                for n, (b, length) in shapes.items()}
+    traced = torch.jit.trace_module(faulty, examples, check_trace=False)
+    new = compiled / "model.pt.new"  # a new file: a hard-linked copy of the original stays intact
+    torch.jit.save(traced, str(new))
+    os.replace(new, compiled / "model.pt")
+    manifest = read_json(compiled / MANIFEST)
+    manifest["files"] = hash_tree(compiled, exclude=(MANIFEST,))
+    write_json_atomic(compiled / MANIFEST, manifest)

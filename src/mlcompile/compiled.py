@@ -22,11 +22,14 @@ FORMAT = 3
 
 class Bucket(BaseModel):
     """One compiled sequence length: its file at BATCH_SIZE (for dynamic shapes: the one model)
-    and, for static backends, its file at batch 1."""
+    and, for static backends, its file at batch 1. Where the shapes share one file (TorchScript),
+    `method` and `single_method` name each shape's method in it."""
 
     length: int
     file: str
     single_file: str | None = None
+    method: str | None = None
+    single_method: str | None = None
     compile_seconds: float = 0.0
 
 
@@ -109,20 +112,45 @@ class CompiledSpec(BaseModel):
             if self.dynamic_shapes:
                 found.append(Executable(bucket.file, bucket.length, None))
                 continue
-            found.append(Executable(bucket.file, bucket.length, self.batch_size))
+            found.append(Executable(executable_name(bucket.file, bucket.method), bucket.length, self.batch_size))
             if bucket.single_file:
-                found.append(Executable(bucket.single_file, bucket.length, 1))
-        loaded = {e.file for e in found}
+                found.append(Executable(executable_name(bucket.single_file, bucket.single_method), bucket.length, 1))
+        loaded = {e.file.split(":")[0] for e in found}
         suffix = get_compiler(self.backend).suffix
         stray = sorted(f for f in files if "/" not in f and f.endswith(suffix) and f not in loaded)
         return found + [Executable(f, None, None) for f in stray]
 
 
+def executable_name(file: str, method: str | None) -> str:
+    """`bucket-16.pt`, or `model.pt:bucket_16` for a shape's method in a shared file."""
+    return f"{file}:{method}" if method else file
+
+
+def compile_shared(compiler, module, tokenizer, lengths: list[int], batch_size: int, dest: Path,
+                   workdir: Path) -> list[Bucket]:
+    """Every (length, batch) shape a method of one file: one copy of the weights."""
+    name = f"model{compiler.suffix}"
+    batches = sorted({batch_size, 1}, reverse=True)
+    method = {(length, batch): f"bucket_{length}{'' if batch > 1 else '_batch1'}" for length in lengths
+              for batch in batches}
+    started = time.perf_counter()
+    compiler.compile_shapes(module, {m: example_inputs(tokenizer, batch, length) for (length, batch), m in
+                                     method.items()}, dest / name, workdir / "model")
+    seconds = round((time.perf_counter() - started) / len(lengths), 3)  # one trace for all: shared out
+    single = batch_size > 1
+    return [Bucket(length=length, file=name, method=method[length, batch_size],
+                   single_file=name if single else None, single_method=method[length, 1] if single else None,
+                   compile_seconds=seconds) for length in lengths]
+
+
 def compile_shapes(compiler, module, tokenizer, lengths: list[int], batch_size: int, dest: Path,
                    workdir: Path) -> list[Bucket]:
-    """Compile `module` into dest: one dynamic-shape file, or per length a file at `batch_size`
-    and one at batch 1 (a lone text then computes no filler rows)."""
+    """Compile `module` into dest: one dynamic-shape file, or per length a shape at `batch_size`
+    and one at batch 1 (a lone text then computes no filler rows), each in a file of its own or,
+    where the backend shares weights across shapes, as methods of one file."""
     dest.mkdir(parents=True, exist_ok=True)
+    if getattr(compiler, "shares_weights", False):
+        return compile_shared(compiler, module, tokenizer, lengths, batch_size, dest, workdir)
     if compiler.dynamic_shapes:
         shapes = [(lengths[-1], batch_size, f"model{compiler.suffix}")]
     else:
@@ -142,9 +170,16 @@ def compile_shapes(compiler, module, tokenizer, lengths: list[int], batch_size: 
 
 def runner(compiler, buckets: list[Bucket], root: Path, tokenizer, batch_size: int, token_level: bool
            ) -> BucketedRunner:
-    """The compiled files under root, loaded and routed by length (and batch)."""
-    modules = {b.length: compiler.load(root / b.file) for b in buckets}
-    single = {b.length: compiler.load(root / b.single_file) for b in buckets if b.single_file}
+    """The compiled files under root, loaded (each file once) and routed by length (and batch)."""
+    files: dict[str, object] = {}
+
+    def executable(file: str, method: str | None):
+        if file not in files:
+            files[file] = compiler.load(root / file)
+        return getattr(files[file], method) if method else files[file]
+
+    modules = {b.length: executable(b.file, b.method) for b in buckets}
+    single = {b.length: executable(b.single_file, b.single_method) for b in buckets if b.single_file}
     return BucketedRunner(tokenizer, modules, batch_size, token_level=token_level,
                           dynamic=compiler.dynamic_shapes, single=single)
 

@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 
+from mlcompile.compiled import executable_name
 from mlcompile.compilers import bf16_supported, label, parse_candidate
 from mlcompile.registry.local import LocalRegistry
 from mlcompile.tasks import get_task
@@ -48,8 +49,9 @@ def test_run_project_validates_and_registers(project, compiler, seeded_registrie
     tokenizer_config = json.loads((tmp_path / "outputs" / "compile" / "tokenizer" / "tokenizer_config.json").read_text())
     assert tokenizer_config["model_max_length"] == max(lengths)  # the saved tokenizer truncates where buckets end
     coverage = verdict["summary"]["coverage"]  # every compiled file ran on case rows and matched
-    assert [e["executable"] for e in coverage] == [f for b in spec["buckets"] for f in (b["file"], b.get("single_file"))
-                                                   if f]
+    assert [e["executable"] for e in coverage] == [
+        executable_name(f, m) for b in spec["buckets"]
+        for f, m in ((b["file"], b.get("method")), (b.get("single_file"), b.get("single_method"))) if f]
     assert all(e["passed"] and e["cases"] for e in coverage)
     served = {r["details"]["compiled_text"]["bucket"] for r in verdict["results"].values() if "compiled_text" in r["details"]}
     if spec["dynamic_shapes"]:  # one model for every shape; a case reports its padded length

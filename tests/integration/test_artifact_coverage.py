@@ -1,6 +1,7 @@
-"""A compiled file that validation never ran must not be registered: tamper with one file of a real
-compiled artifact (re-sealing its manifest, so every hash verifies) and the coverage check of the
-validate stage must name it.
+"""A compiled executable that validation never ran must not be registered: make one executable of a
+real compiled artifact compute something else (a TorchScript shape's method, the ONNX model),
+re-sealing its manifest so every hash verifies, and the coverage check of the validate stage must
+name it.
 
 In process, on real compiled artifacts; the same fault through the whole pytest pipeline (with
 xdist) is test_pipeline_stages.py::test_perturbed_compiled_model_fails_validation_and_blocks_upload."""
@@ -18,7 +19,7 @@ from mlcompile.artifacts import MANIFEST, hash_tree, read_json, write_json_atomi
 from mlcompile.settings import load_settings
 from mlcompile.tasks import COVERAGE_CHECK
 
-from ..conftest import REPO, clean_environ
+from ..conftest import REPO, clean_environ, fault_in_one_shape
 
 pytestmark = pytest.mark.integration
 LAST_LAYER = "layer.5.output.dense"
@@ -61,32 +62,30 @@ def use_settings(patch, root, backend: str, registry) -> None:
     patch.chdir(REPO)
 
 
-def tamper(path) -> None:
-    """Scale the last encoder layer's output weights (TorchScript) or bias (ONNX) by 1.5; write a
-    new file, so a hard-linked copy of the original stays intact."""
-    new = path.with_name(path.name + ".new")
-    if path.suffix == ".pt":
-        module = torch.jit.load(str(path))
-        with torch.no_grad():
-            next(p for name, p in module.named_parameters() if LAST_LAYER + ".weight" in name).mul_(1.5)
-        torch.jit.save(module, str(new))
-    else:
-        import onnx
-        from onnx import numpy_helper
+def tamper(compiled, target: str) -> None:
+    """One executable computes something else, and the artifact still verifies: a TorchScript
+    shape's method scales its output; the ONNX model's last encoder layer bias is scaled by 1.5."""
+    if ":" in target:
+        fault_in_one_shape(compiled, target.split(":")[1])
+        return
+    import onnx
+    from onnx import numpy_helper
 
-        model = onnx.load(str(path))
-        init = next(i for i in model.graph.initializer if LAST_LAYER in i.name)
-        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.5, init.name))
-        onnx.save(model, str(new))
+    path = compiled / target
+    model = onnx.load(str(path))
+    init = next(i for i in model.graph.initializer if LAST_LAYER in i.name)
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.5, init.name))
+    new = path.with_name(path.name + ".new")  # a new file: a hard-linked copy of the original stays intact
+    onnx.save(model, str(new))
     os.replace(new, path)
-    manifest = read_json(path.parent / MANIFEST)  # re-seal: the artifact verifies, but computes something else
-    manifest["files"] = hash_tree(path.parent, exclude=(MANIFEST,))
-    write_json_atomic(path.parent / MANIFEST, manifest)
+    manifest = read_json(compiled / MANIFEST)  # re-seal: the artifact verifies, but computes something else
+    manifest["files"] = hash_tree(compiled, exclude=(MANIFEST,))
+    write_json_atomic(compiled / MANIFEST, manifest)
 
 
 @pytest.mark.parametrize("backend, target", [
-    ("torchscript", "bucket-256.pt"),  # the full batch of the largest bucket: no case alone reaches it
-    ("torchscript", "bucket-16-batch1.pt"),
+    ("torchscript", "model.pt:bucket_256"),  # the full batch of the largest bucket: no case alone reaches it
+    ("torchscript", "model.pt:bucket_16_batch1"),
     ("onnx", "model.onnx"),
 ])
 def test_a_tampered_compiled_file_fails_coverage_by_name(built, tmp_path, monkeypatch, backend, target):
@@ -94,7 +93,7 @@ def test_a_tampered_compiled_file_fails_coverage_by_name(built, tmp_path, monkey
     shutil.copytree(outputs, tmp_path / "outputs", copy_function=os.link)
     use_settings(monkeypatch, tmp_path, backend, registry)
     settings = load_settings()
-    tamper(tmp_path / "outputs" / "compile" / target)
+    tamper(tmp_path / "outputs" / "compile", target)
     downloaded = stages.download(settings)
     compiled = stages.compile(settings, downloaded)
     assert compiled.reused  # the re-sealed artifact verifies: only validation can catch it

@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from mlcompile.artifacts import MANIFEST, Stage, hash_tree, read_json, write_json_atomic
+from mlcompile.artifacts import Stage, read_json
 from mlcompile.registry.local import LocalRegistry
 
-from ..conftest import FEW_CASES
+from ..conftest import FEW_CASES, fault_in_one_shape
 
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def test_stages_one_by_one_register_once_and_reuse(workspace, in_process):
     assert version.version_id == "KEYWORDS-COMPILED-1"
     assert version.lifecycle == "staging"
     assert version.fingerprint == compile_id
-    assert {"compiled/compiled.json", "compiled/bucket-16.pt", "compiled/bucket-64.pt", "compiled/bucket-256.pt",
+    assert {"compiled/compiled.json", "compiled/model.pt",  # every shape a method of one file
             "validation/report.html", "validation/verdict.json"} <= set(version.files)
     lineage = version.card["lineage"]
     assert lineage["uncompiled_version"] == "KEYWORDS-TRAINED-1"
@@ -58,27 +58,10 @@ def test_stages_one_by_one_register_once_and_reuse(workspace, in_process):
     assert len(compiled_versions(workspace)) == 1
 
 
-def perturb_compiled_model(outputs, scale: float = 1.3, files: str = "bucket-256.pt") -> None:
-    """Simulate a faulty compiler: scale the last layer's weights in `files` and re-seal the
-    manifest, so the artifact verifies but computes something else. By default only the full
-    batch of the largest bucket, which no case alone reaches: the artifact's coverage check must."""
-    compiled = outputs / "compile"
-    for bucket in compiled.glob(files):
-        module = torch.jit.load(str(bucket))
-        with torch.no_grad():
-            for name, param in module.named_parameters():
-                if "layer.5.output.dense.weight" in name:
-                    param.mul_(scale)
-        torch.jit.save(module, str(bucket))
-    manifest = read_json(compiled / MANIFEST)
-    manifest["files"] = hash_tree(compiled, exclude=(MANIFEST,))
-    write_json_atomic(compiled / MANIFEST, manifest)
-
-
 def test_perturbed_compiled_model_fails_validation_and_blocks_upload_under_xdist(workspace, in_process):
     built = in_process.pytest(workspace, "-m", "download or compile")
     assert built.returncode == 0, built.output
-    perturb_compiled_model(workspace / "outputs")
+    fault_in_one_shape(workspace / "outputs" / "compile", "bucket_256")  # the full batch of the largest bucket
 
     done = in_process.pytest(workspace, "-n", "2")  # the project's cases: none reaches a full batch at 256
     assert done.returncode == 1
@@ -88,7 +71,7 @@ def test_perturbed_compiled_model_fails_validation_and_blocks_upload_under_xdist
     assert compiled_versions(workspace) == []
     verdict = json.loads((workspace / "outputs" / "validate" / "verdict.json").read_text())
     assert verdict["summary"]["passed"] is False
-    assert [e["executable"] for e in verdict["summary"]["coverage"] if not e["passed"]] == ["bucket-256.pt"]
+    assert [e["executable"] for e in verdict["summary"]["coverage"] if not e["passed"]] == ["model.pt:bucket_256"]
     # the hole the coverage check closes: every case check passed, only the artifact's coverage did not
     assert [c for c, outcome in verdict["outcomes"].items() if outcome != "passed"] == ["compiled-artifact::coverage"]
 
