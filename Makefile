@@ -14,7 +14,9 @@ WORKERS ?= 2
 
 help:
 	@echo "make install | run | test | bench | mlflow-server | seed | download | compile | validate | upload | list | clean"
+	@echo "make projects.build|unit|integration|functional|run/<project> COMPONENT=compile [RUNNER=local|docker]"
 	@echo "make projects.run/<project> COMPONENT=compile TASK=download-model|compile-model|validate-model|upload-model"
+	@echo "make projects.run/<project> COMPONENT=compile DOWNLOAD=true COMPILE=true TEST=true UPLOAD=true"
 
 # Two fully pinned profiles (`make lock` refreshes both): constraints.txt for CPU hosts (torch 2.13),
 # constraints-neuron.txt for Inferentia2 / Trainium1 (torch 2.9, the last line with the XLA-based
@@ -68,15 +70,50 @@ run: seed
 download compile validate upload: install
 	$(MLCOMPILE) run --stage $@
 
-# The form users of the reference implementation know.
+# The targets users of the reference implementation know. RUNNER=local (default) runs here in .venv;
+# RUNNER=docker runs the same through docker compose (docker-compose.yaml). projects.run takes TASK=
+# (one stage) or the switches DOWNLOAD= COMPILE= TEST= UPLOAD= (all false by default, as in the reference).
+RUNNER ?= local
+COMPOSE ?= docker compose -f docker-compose.yaml
+DOWNLOAD ?= false
+COMPILE ?= false
+TEST ?= false
+UPLOAD ?= false
 STAGE_OF_download-model := download
 STAGE_OF_compile-model := compile
 STAGE_OF_validate-model := validate
 STAGE_OF_upload-model := upload
-projects.run/%: install
+SWITCHES = COMPILE_PIPELINE_EXECUTION_DOWNLOAD=$(DOWNLOAD) COMPILE_PIPELINE_EXECUTION_COMPILE=$(COMPILE) \
+	COMPILE_PIPELINE_EXECUTION_TEST=$(TEST) COMPILE_PIPELINE_EXECUTION_UPLOAD=$(UPLOAD)
+LOCAL_INSTALL := $(if $(filter local,$(RUNNER)),install)
+
+.PHONY: project-checks
+project-checks:
 	@test "$(COMPONENT)" = compile || { echo "COMPONENT=$(COMPONENT): only COMPONENT=compile exists" >&2; exit 2; }
-	@test -n "$(STAGE_OF_$(TASK))" || { echo "TASK=$(TASK): use download-model, compile-model, validate-model or upload-model" >&2; exit 2; }
-	PROJECT=$* $(MLCOMPILE) run --stage $(STAGE_OF_$(TASK))
+	@test "$(RUNNER)" = local || test "$(RUNNER)" = docker || { echo "RUNNER=$(RUNNER): use local or docker" >&2; exit 2; }
+
+projects.build/%: project-checks $(LOCAL_INSTALL)
+	$(if $(filter docker,$(RUNNER)),PROJECT=$* $(COMPOSE) build,@echo "$*: built .venv (RUNNER=local)")
+
+projects.unit/% projects.integration/% projects.functional/%: project-checks $(LOCAL_INSTALL)
+	$(if $(filter docker,$(RUNNER)),PROJECT=$* $(COMPOSE) run --rm compile-$(LEVEL),PROJECT=$* $(PYTEST) tests -m $(LEVEL) -p no:cacheprovider)
+
+projects.unit/%: LEVEL = unit
+projects.integration/%: LEVEL = integration
+projects.functional/%: LEVEL = functional
+
+# Checked before anything is installed or seeded.
+.PHONY: run-checks
+run-checks: project-checks
+	@test -z "$(TASK)" || test -n "$(STAGE_OF_$(TASK))" || { echo "TASK=$(TASK): use download-model, compile-model, validate-model or upload-model" >&2; exit 2; }
+	@test -n "$(TASK)" || test "$(DOWNLOAD)$(COMPILE)$(TEST)$(UPLOAD)" != falsefalsefalsefalse || { echo "nothing to run: set TASK=download-model|compile-model|validate-model|upload-model, or DOWNLOAD=true COMPILE=true TEST=true UPLOAD=true (any of them)" >&2; exit 2; }
+
+projects.run/%: run-checks $(if $(filter local,$(RUNNER)),seed)
+ifeq ($(RUNNER),docker)
+	PROJECT=$* $(if $(TASK),$(COMPOSE) run --rm compile-$(TASK),$(SWITCHES) $(COMPOSE) run --rm compile)
+else
+	PROJECT=$* $(if $(TASK),$(MLCOMPILE) run --stage $(STAGE_OF_$(TASK)),$(SWITCHES) $(MLCOMPILE) run)
+endif
 
 list: install
 	$(MLCOMPILE) list
