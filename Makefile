@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Test workers; 0 runs in one process.
 WORKERS ?= 2
 
-.PHONY: install seed run download compile validate upload test test-unit test-integration test-functional \
+.PHONY: install deps seed run download compile validate upload test test-unit test-integration test-functional \
         list bench bench-overhead mlflow-server clean help lock test-neuron-profile
 
 help:
@@ -33,17 +33,24 @@ endif
 else
 CONSTRAINTS := constraints.txt
 endif
+# EXTRAS= installs without the dev extra (the production image).
+EXTRAS ?= [dev]
 # VENV_ARGS=--system-site-packages: a venv that sees an image's preinstalled torch-neuronx.
 VENV_ARGS ?=
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
 install: $(STAMP)
 
+# Every pinned package of the profile, before the project's code is there (a container layer).
+deps:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
+	$(PIP) -r $(CONSTRAINTS)
+
 # torch first, pinned by the profile; then everything else with the same pins as constraints.
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
 	$(PIP) -c $(CONSTRAINTS) torch
-	$(PIP) -c $(CONSTRAINTS) -e '.[dev]' $(NEURON_PACKAGES)
+	$(PIP) -c $(CONSTRAINTS) -e '.$(EXTRAS)' $(NEURON_PACKAGES)
 	touch $(STAMP)
 
 # Re-resolve both profiles from pyproject.toml and requirements/*.in (pip-tools, in its own venv).

@@ -16,8 +16,36 @@ def test_dockerfile_has_base_development_production_stages():
     text = (REPO / "Dockerfile").read_text()
     stages = re.findall(r"^FROM\s+(\S+)\s+AS\s+(\S+)", text, flags=re.M)
     assert [name for _, name in stages] == ["base", "development", "production", "neuron"]
-    assert stages[1][0] == "base" and stages[2][0] == "development"
+    assert stages[0][0] == "python:${BASE_IMAGE_TAG}" and re.search(r"^ARG BASE_IMAGE_TAG=\S+", text, flags=re.M)
+    assert stages[1][0] == "base" and stages[2][0] == "base"  # production: not the development image
     assert "make install" in text and "HF_HUB_OFFLINE=1" in text
+
+
+def stage_text(name: str) -> str:
+    text = (REPO / "Dockerfile").read_text()
+    start = re.search(rf"^FROM .* AS {name}$", text, flags=re.M).end()
+    following = re.search(r"^FROM ", text[start:], flags=re.M)
+    return text[start: start + following.start()] if following else text[start:]
+
+
+def test_dependencies_are_a_layer_before_the_code():
+    base = stage_text("base")
+    assert base.index("RUN make deps") < base.index("COPY src"), "a code change would reinstall torch"
+    deps_copy = next(line for line in base.splitlines() if line.startswith("COPY") and "constraints" in line)
+    assert "src" not in deps_copy and "pyproject.toml" not in deps_copy
+
+
+def test_production_runs_the_pipeline_as_a_non_root_user_without_the_framework_tests():
+    production = stage_text("production")
+    user = re.search(r"^USER (\S+)", production, flags=re.M)
+    assert user and user.group(1) not in ("root", "0")
+    assert 'VOLUME ["/app/registry", "/app/outputs"]' in production and "COPY . ." not in production
+    assert "COPY pipeline_tests" in production and "tests " not in production.replace("pipeline_tests", "")
+
+
+def test_dockerignore_keeps_outputs_registries_venvs_and_caches_out():
+    ignored = set((REPO / ".dockerignore").read_text().split())
+    assert {".git", ".venv", ".venv-*", "outputs", "outputs-*", "registry", "mlflow-data", "**/__pycache__"} <= ignored
 
 
 def test_neuron_target_builds_on_aws_image_with_the_neuron_profile():
