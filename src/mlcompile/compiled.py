@@ -184,11 +184,11 @@ def runner(compiler, buckets: list[Bucket], root: Path, tokenizer, batch_size: i
                           dynamic=compiler.dynamic_shapes, single=single)
 
 
-def load_runner(path: Path, settings=None) -> BucketedRunner:
+def load_runner(path: Path, settings=None, spec: CompiledSpec | None = None) -> BucketedRunner:
     """The compiled model of an artifact directory on its own (no task pipeline around it)."""
     from transformers import AutoTokenizer
 
-    spec = CompiledSpec.read(path)
+    spec = spec or CompiledSpec.read(path)
     tokenizer = AutoTokenizer.from_pretrained(str(path / spec.tokenizer), local_files_only=True)
     compiler = get_compiler(spec.backend, settings, recorded=spec.compiler_settings)
     return runner(compiler, spec.buckets, path, tokenizer, spec.batch_size, get_task(spec.task).token_level)
@@ -196,6 +196,7 @@ def load_runner(path: Path, settings=None) -> BucketedRunner:
 
 def load(path: Path, settings=None):
     """The task pipeline over a compiled artifact directory, whatever its backend."""
-    task = get_task(CompiledSpec.read(path).task)
-    compiled = load_runner(path, settings)
+    spec = CompiledSpec.read(path)
+    compiled = load_runner(path, settings, spec)
+    task = get_task(spec.task)
     return task.compiled(compiled, path, read_json(path / MODEL_CARD))

@@ -15,11 +15,10 @@ import pytest
 import torch
 
 from mlcompile import stages
-from mlcompile.artifacts import MANIFEST, hash_tree, read_json, write_json_atomic
 from mlcompile.settings import load_settings
 from mlcompile.tasks import COVERAGE_CHECK
 
-from ..conftest import REPO, clean_environ, fault_in_one_shape
+from ..conftest import REPO, clean_environ, fault_in_one_shape, reseal
 
 pytestmark = pytest.mark.integration
 LAST_LAYER = "layer.5.output.dense"
@@ -78,9 +77,7 @@ def tamper(compiled, target: str) -> None:
     new = path.with_name(path.name + ".new")  # a new file: a hard-linked copy of the original stays intact
     onnx.save(model, str(new))
     os.replace(new, path)
-    manifest = read_json(compiled / MANIFEST)  # re-seal: the artifact verifies, but computes something else
-    manifest["files"] = hash_tree(compiled, exclude=(MANIFEST,))
-    write_json_atomic(compiled / MANIFEST, manifest)
+    reseal(compiled)
 
 
 @pytest.mark.parametrize("backend, target", [

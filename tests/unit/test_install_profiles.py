@@ -1,12 +1,10 @@
 """The two install profiles: fully pinned constraints and the make commands that use them."""
 
-import os
 import re
-import subprocess
 
 import pytest
 
-from ..conftest import REPO
+from ..conftest import REPO, make
 
 pytestmark = pytest.mark.unit
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)$")
@@ -43,11 +41,9 @@ def test_profiles_differ_in_the_torch_line_only_where_they_must():
 
 
 def make_dry_run(*args):
-    # Not what an enclosing make (make test-neuron-profile) passes down to sub-makes
-    inherited = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "NEURON", "NEURON_AWS", "VENV", "TEST_MARKERS"}
-    env = {key: value for key, value in os.environ.items() if key not in inherited}
-    return subprocess.run(["make", "-n", "-B", "-C", str(REPO), "install", "VENV=/nonexistent-venv", *args],
-                          capture_output=True, text=True, check=True, env=env).stdout
+    done = make("install", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_make_install_picks_the_profile():

@@ -4,22 +4,12 @@ compose (RUNNER=docker): the commands they run, read with `make -n`, and their r
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
-from ..conftest import REPO
+from ..conftest import make
 
 pytestmark = pytest.mark.unit
-MAKE_VARIABLES = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "RUNNER", "TASK", "COMPONENT", "DOWNLOAD", "COMPILE", "TEST",
-                  "UPLOAD", "VENV", "NEURON", "NEURON_AWS", "TEST_MARKERS"}
-
-
-def make(*args: str, dry: bool = True) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key not in MAKE_VARIABLES}
-    # refusals run for real: they must stop before anything is installed into the venv named here
-    return subprocess.run(["make", "--no-print-directory", *(["-n", "-B"] if dry else ["-s"]), "-C", str(REPO),
-                           "VENV=/nonexistent-venv", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def last_command(*args: str) -> str:

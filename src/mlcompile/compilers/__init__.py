@@ -57,20 +57,26 @@ class Compiler(Protocol):
 
 
 @contextmanager
+def logger_at(name: str | None, level: int):
+    """The logger `name` (None: the root logger) at `level` while the block runs."""
+    log = logging.getLogger(name)
+    before = log.level
+    log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.setLevel(before)
+
+
+@contextmanager
 def quiet_tracing():
     """What tracing a transformers model says on every compile and nobody can act on: tracer notes
     on its shape checks (validation runs every compiled shape instead), and transformers' and
     sentence-transformers' notes on deprecated attributes the tracer reads while walking the module."""
-    log = logging.getLogger("sentence_transformers.base.model")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
-            yield
-    finally:
-        log.setLevel(level)
+    with logger_at("sentence_transformers.base.model", logging.ERROR), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+        yield
 
 
 def label(backend: str, precision: str) -> str:

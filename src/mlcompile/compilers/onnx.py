@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from . import FP32, Backend, quiet_tracing
+from . import FP32, Backend, logger_at, quiet_tracing
 
 INPUTS = ("input_ids", "attention_mask")
 # Portable fusions only: a higher level writes CPU-specific kernels into the saved file.
@@ -51,17 +51,6 @@ def _quiet_exporter():
         warnings.filterwarnings("ignore", message="Exporting aten::index operator of advanced indexing")
         yield
 
-
-@contextmanager
-def _quiet_quantizer():
-    """The quantizer advises, on the root logger, a pre-processing step for image models."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def _optimizer_model_type(config) -> str:
@@ -128,7 +117,7 @@ class OnnxCompiler(Backend):
         fp32 = workdir / "fused.onnx"
         fused.save_model_to_file(str(fp32))
         # the fused operators carry no type the quantizer knows; they stay float
-        with _quiet_quantizer():
+        with logger_at(None, logging.ERROR):  # the quantizer advises pre-processing meant for image models
             quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
