@@ -10,10 +10,10 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 2
 
 .PHONY: install deps seed run download compile validate upload test test-unit test-integration test-functional \
-        list bench bench-overhead mlflow-server clean help lock test-neuron-profile
+        list bench bench-overhead mlflow-server clean help lock test-neuron-profile lint
 
 help:
-	@echo "make install | run | test | bench | mlflow-server | seed | download | compile | validate | upload | list | clean"
+	@echo "make install | run | test | lint | bench | mlflow-server | seed | download | compile | validate | upload | list | clean"
 	@echo "make projects.build|unit|integration|functional|run/<project> COMPONENT=compile [RUNNER=local|docker]"
 	@echo "make projects.run/<project> COMPONENT=compile TASK=download-model|compile-model|validate-model|upload-model"
 	@echo "make projects.run/<project> COMPONENT=compile DOWNLOAD=true COMPILE=true TEST=true UPLOAD=true"
@@ -68,7 +68,7 @@ lock:
 
 # Register the demo uncompiled model unless the registry has UNCOMPILED_WITH_ID already.
 seed: install
-	@$(MLCOMPILE) has-uncompiled || $(MLCOMPILE) seed
+	$(MLCOMPILE) seed --if-missing
 
 # The full pipeline (or the stages switched on by COMPILE_PIPELINE_EXECUTION_*).
 run: seed
@@ -78,10 +78,13 @@ download compile validate upload: install
 	$(MLCOMPILE) run --stage $@
 
 # The targets users of the reference implementation know. RUNNER=local (default) runs here in .venv;
-# RUNNER=docker runs the same through docker compose (docker-compose.yaml). projects.run takes TASK=
+# RUNNER=docker runs the same through docker compose: docker-compose.yaml with docker-compose.dev.yaml
+# (docker-compose.ci.yaml when CI=true), and docker-compose.neuron.yaml with NEURON=1. projects.run takes TASK=
 # (one stage) or the switches DOWNLOAD= COMPILE= TEST= UPLOAD= (all false by default, as in the reference).
 RUNNER ?= local
-COMPOSE ?= docker compose -f docker-compose.yaml
+COMPOSE_ENV ?= $(if $(filter true 1 yes,$(CI)),ci,dev)
+COMPOSE_FILES ?= docker-compose.yaml docker-compose.$(COMPOSE_ENV).yaml $(if $(filter 1,$(NEURON)),docker-compose.neuron.yaml)
+COMPOSE ?= docker compose $(addprefix -f ,$(COMPOSE_FILES))
 DOWNLOAD ?= false
 COMPILE ?= false
 TEST ?= false
@@ -115,10 +118,13 @@ run-checks: project-checks
 	@test -z "$(TASK)" || test -n "$(STAGE_OF_$(TASK))" || { echo "TASK=$(TASK): use download-model, compile-model, validate-model or upload-model" >&2; exit 2; }
 	@test -n "$(TASK)" || test "$(DOWNLOAD)$(COMPILE)$(TEST)$(UPLOAD)" != falsefalsefalsefalse || { echo "nothing to run: set TASK=download-model|compile-model|validate-model|upload-model, or DOWNLOAD=true COMPILE=true TEST=true UPLOAD=true (any of them)" >&2; exit 2; }
 
-projects.run/%: run-checks $(if $(filter local,$(RUNNER)),seed)
+# The project's demo model is seeded first (PROJECT=$*), when the registry lacks UNCOMPILED_WITH_ID.
+projects.run/%: run-checks $(LOCAL_INSTALL)
 ifeq ($(RUNNER),docker)
+	PROJECT=$* $(COMPOSE) run --rm compile-seed
 	PROJECT=$* $(if $(TASK),$(COMPOSE) run --rm compile-$(TASK),$(SWITCHES) $(COMPOSE) run --rm compile)
 else
+	PROJECT=$* $(MLCOMPILE) seed --if-missing
 	PROJECT=$* $(if $(TASK),$(MLCOMPILE) run --stage $(STAGE_OF_$(TASK)),$(SWITCHES) $(MLCOMPILE) run)
 endif
 
@@ -141,6 +147,17 @@ bench: seed
 # The pytest pipeline cold and warm against the same steps as a plain script (PROJECT=...).
 bench-overhead: seed
 	$(MLCOMPILE) bench --overhead
+
+# Real linters on the container and CI files (no Docker engine needed); `make test` runs them too.
+LINT_DOCKERFILES ?= Dockerfile
+LINT_WORKFLOWS ?= $(wildcard .github/workflows/*.yaml)
+LINT_COMPOSE_FILES ?= $(wildcard docker-compose*.yaml)
+LINT_SCRIPTS ?= .ci/run
+lint:
+	$(BIN)/shellcheck $(LINT_SCRIPTS)
+	$(BIN)/hadolint --config .hadolint.yaml $(LINT_DOCKERFILES)
+	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck $(LINT_WORKFLOWS)
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec $(LINT_COMPOSE_FILES)
 
 # The framework's own tests.
 TEST_MARKERS ?=

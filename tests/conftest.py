@@ -376,7 +376,8 @@ def reseal(compiled: Path) -> None:
 
 # What an enclosing make (make test-neuron-profile) passes down and a test's own make must not inherit.
 MAKE_VARIABLES = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "RUNNER", "TASK", "COMPONENT", "DOWNLOAD", "COMPILE", "TEST",
-                  "UPLOAD", "VENV", "NEURON", "NEURON_AWS", "TEST_MARKERS"}
+                  "UPLOAD", "VENV", "NEURON", "NEURON_AWS", "TEST_MARKERS", "CI", "COMPOSE", "COMPOSE_ENV",
+                  "COMPOSE_FILES", "LINT_DOCKERFILES", "LINT_WORKFLOWS", "LINT_COMPOSE_FILES", "LINT_SCRIPTS"}
 
 
 def make(*args: str, dry: bool = True) -> subprocess.CompletedProcess:

@@ -38,11 +38,26 @@ def _seed(args) -> int:
     if args.project:
         os.environ["PROJECT"] = args.project
     settings = load_settings()
+    if args.if_missing and _uncompiled_exists(settings):
+        print(f"nothing to seed: {settings.uncompiled_with_id} is in project {settings.uncompiled_project!r} "
+              f"of the {settings.registry} registry at {location(settings)}")
+        return 0
     version, created = seed(settings)
     what = "registered" if created else "already registered (same content)"
     print(f"{what}: {version.version_id} in project {version.project!r} of the {settings.registry} registry "
           f"at {location(settings)}")
     return 0
+
+
+def _uncompiled_exists(settings) -> bool:
+    from .errors import RegistryError
+    from .registry import open_registry
+
+    try:
+        open_registry(settings).get_version(settings.uncompiled_project, settings.uncompiled_with_id)
+    except RegistryError:
+        return False
+    return True
 
 
 def _bench(args) -> int:
@@ -53,19 +68,6 @@ def _bench(args) -> int:
         return 0
     chosen = [name for name in (args.variants or "").split(",") if name]
     bench.run(load_settings(), chosen or None, repeat=args.repeat, corpus_size=args.corpus_size)
-    return 0
-
-
-def _has(args) -> int:
-    """Exit 0 when UNCOMPILED_WITH_ID exists in the registry, else 1 (used by `make run`)."""
-    from .errors import RegistryError
-    from .registry import open_registry
-
-    settings = load_settings()
-    try:
-        open_registry(settings).get_version(settings.uncompiled_project, settings.uncompiled_with_id)
-    except RegistryError:
-        return 1
     return 0
 
 
@@ -90,7 +92,8 @@ def _settings(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_line() -> argparse.ArgumentParser:
+    """The `mlcompile` command line (compose services' commands are checked against it too)."""
     parser = argparse.ArgumentParser(prog="mlcompile", description=__doc__.split("\n\n")[0],
                                      epilog="exit codes:\n" + exit_code_table(),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=_run)
     seed = sub.add_parser("seed", help="register the project's demo uncompiled model")
     seed.add_argument("project", nargs="?", help="project name (default: PROJECT)")
+    seed.add_argument("--if-missing", action="store_true", help="do nothing when UNCOMPILED_WITH_ID is in the "
+                                                               "registry already (make run, compose's compile-seed)")
     seed.set_defaults(func=_seed)
     bench = sub.add_parser("bench", help="every variant against the uncompiled pipeline: throughput, latency, "
                                          "load time, size, memory, identical outputs")
@@ -113,10 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--overhead", action="store_true", help="instead: the pytest pipeline cold and warm against "
                                                               "the same steps as a plain script")
     bench.set_defaults(func=_bench)
-    sub.add_parser("has-uncompiled", help="exit 0 if UNCOMPILED_WITH_ID is in the registry").set_defaults(func=_has)
     sub.add_parser("list", help="list the project's uncompiled and compiled versions").set_defaults(func=_list)
     sub.add_parser("settings", help="print the resolved settings (secrets hidden)").set_defaults(func=_settings)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = command_line().parse_args(argv)
     try:
         return args.func(args)
     except MlcompileError as exc:

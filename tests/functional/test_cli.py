@@ -14,11 +14,14 @@ pytestmark = pytest.mark.functional
 
 
 def test_seed_is_idempotent(tmp_path, in_process):
-    first = in_process.cli(tmp_path, "seed", "keywords")
+    first = in_process.cli(tmp_path, "seed", "keywords", "--if-missing")
     assert first.returncode == 0, first.output
     assert "registered: KEYWORDS-TRAINED-1" in first.output
     second = in_process.cli(tmp_path, "seed", "keywords")
     assert second.returncode == 0 and "already registered (same content)" in second.output
+    third = in_process.cli(tmp_path, "seed", "keywords", "--if-missing")  # make run, compose's compile-seed
+    assert third.returncode == 0 and "nothing to seed: KEYWORDS-TRAINED-1 is in project 'mlcompile/keywords'" \
+        in third.output
     assert (tmp_path / "registry" / "mlcompile" / "keywords" / "KEYWORDS-TRAINED" / "KEYWORDS-TRAINED-1").is_dir()
     assert not (tmp_path / "registry" / "mlcompile" / "keywords" / "KEYWORDS-TRAINED" / "KEYWORDS-TRAINED-2").exists()
 

@@ -1,15 +1,22 @@
-"""No Docker engine runs here: the Dockerfile and compose file are checked statically."""
+"""No Docker engine runs here: the Dockerfile, compose files and CI workflow are read, linted (hadolint,
+actionlint with shellcheck, the compose schema) and cross-checked; each check is shown failing on a broken copy."""
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
-import yaml
 
-from ..conftest import REPO
+from ..conftest import MAKE_VARIABLES, REPO
+from ..container_checks import compose_problems, make_target_problems, readme_make_targets
 
 pytestmark = pytest.mark.unit
-STAGE_SERVICES = {"download": "compile-download-model", "compile": "compile-compile-model",
-                  "validate": "compile-validate-model", "upload": "compile-upload-model"}
+CHECKED_FILES = [".ci/run", "Dockerfile", ".hadolint.yaml", "Makefile", "README.md", "pytest.ini", "config", "pyproject.toml",
+                 "constraints.txt", "constraints-neuron.txt",
+                 ".github/workflows/compile.yaml", "docker-compose.yaml", "docker-compose.dev.yaml",
+                 "docker-compose.ci.yaml", "docker-compose.neuron.yaml"]
 
 
 def test_dockerfile_has_base_development_production_stages():
@@ -69,21 +76,80 @@ def test_dockerfile_copies_only_paths_that_exist():
                 assert source == "." or (REPO / source).exists(), source
 
 
-def test_compose_services_run_each_stage_and_each_test_level():
-    compose = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
-    services = compose["services"]
-    for stage, service in STAGE_SERVICES.items():
-        assert services[service]["command"] == ["run", "--stage", stage]
-        assert services[service]["build"]["target"] == "production"
-    assert services["compile"]["command"] == ["run"]
-    for level in ("unit", "integration", "functional"):
-        assert services[f"compile-{level}"]["command"] == ["-m", level]
-        assert services[f"compile-{level}"]["build"]["target"] == "development"
+@pytest.fixture
+def broken_copy(tmp_path):
+    """A copy of the checked files with one text replaced (which must be there)."""
+    def copy(path: str, old: str, new: str):
+        for name in CHECKED_FILES:
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, tmp_path / name)
+        text = (tmp_path / path).read_text()
+        assert old in text, f"{path} no longer has {old!r}: update this test"
+        (tmp_path / path).write_text(text.replace(old, new, 1))
+        return tmp_path
+    return copy
 
 
-def test_compose_passes_no_secret_values():
-    compose = yaml.safe_load((REPO / "docker-compose.yaml").read_text())
-    for service in compose["services"].values():
-        for key, value in service.get("environment", {}).items():
-            if "TOKEN" in key or "SECRET" in key:
-                assert value.startswith("${"), f"{key} must come from the caller's environment"
+def lint(repo) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in MAKE_VARIABLES}
+    return subprocess.run(["make", "-s", "--no-print-directory", "-C", str(repo), f"VENV={sys.prefix}", "lint"],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_hadolint_actionlint_and_the_compose_schema_pass():
+    done = lint(REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok -- validation done" in done.stdout  # the last of the three ran
+
+
+@pytest.mark.parametrize("path, old, new, message", [
+    ("Dockerfile", "apt-get install -y --no-install-recommends make gcc git", "apt-get install -y make gcc git",
+     "DL3015"),
+    (".github/workflows/compile.yaml", "name: pipeline-${{ matrix.project }}", "name: pipeline-${{ matrix.projet }}",
+     'property "projet" is not defined'),
+    (".github/workflows/compile.yaml", '"$PWD/container-outputs:/out"', "$PWD/container-outputs:/out", "SC2086"),
+    (".ci/run", 'cd "$(dirname "$0")/.."', "cd $(dirname $0)/..", "SC2046"),
+    ("docker-compose.yaml", "\nservices:", "\nservice:", "docker-compose.yaml::$"),
+], ids=["hadolint", "actionlint", "shellcheck-in-workflow", "shellcheck-ci-script", "compose-schema"])
+def test_each_linter_fails_on_a_broken_copy(broken_copy, path, old, new, message):
+    done = lint(broken_copy(path, old, new))
+    assert done.returncode != 0 and message in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_compose_services_run_existing_commands_and_hand_over_through_one_volume():
+    assert compose_problems(REPO) == []
+
+
+@pytest.mark.parametrize("path, old, new, message", [
+    ("docker-compose.yaml", 'command: ["run", "--stage", "validate"]', 'command: ["validate"]',
+     "compile-validate-model runs .venv/bin/mlcompile validate: mlcompile: error: argument command: invalid choice"),
+    ("docker-compose.yaml", '"--stage", "upload"]', '"--stage", "uplaod"]', "argument --stage: invalid choice"),
+    ("Dockerfile", "FROM base AS production", "FROM base AS prod",
+     "compile builds target 'production', not a Dockerfile stage"),
+    ("docker-compose.yaml", "  compile-upload-model:\n", "  compile-upload:\n", "no service 'compile-upload-model'"),
+    ("docker-compose.yaml", 'command: ["-m", "integration"]', 'command: ["-m", "integratoin"]',
+     "-m integratoin: not a marker in pytest.ini"),
+    ("docker-compose.yaml", '"--allowed-hosts"', '"--allowed-host"', "No such option '--allowed-host'"),
+    ("docker-compose.yaml", "    - outputs:/app/outputs\n", "", "compile does not mount the shared outputs volume"),
+    ("docker-compose.yaml", "    NEPTUNE_API_TOKEN:\n", "    NEPTUNE_API_TOKEN: abc123\n",
+     "sets NEPTUNE_API_TOKEN to a literal value"),
+    ("docker-compose.ci.yaml", "env_file: [config/prod.env]", "env_file: [config/dev.env]",
+     "compile-unit does not read config/prod.env"),
+    ("docker-compose.dev.yaml", "env_file: [config/dev.env]", "env_file: [config/local.env]",
+     "reads config/local.env, which does not exist"),
+])
+def test_each_compose_check_fails_on_a_broken_copy(broken_copy, path, old, new, message):
+    problems = compose_problems(broken_copy(path, old, new))
+    assert any(message in problem for problem in problems), problems
+
+
+def test_every_make_target_the_readme_names_exists():
+    targets = readme_make_targets((REPO / "README.md").read_text())
+    assert {"run", "test", "lint", "projects.unit/keywords", "projects.run/keywords"} <= targets
+    assert make_target_problems(REPO, targets) == []
+
+
+def test_a_readme_naming_a_missing_target_is_caught(broken_copy):
+    copy = broken_copy("README.md", "make test ", "make tests ")
+    targets = readme_make_targets((copy / "README.md").read_text())
+    assert make_target_problems(copy, targets) == ["the README names `make tests`, which the Makefile does not have"]

@@ -10,6 +10,7 @@ import pytest
 from ..conftest import make
 
 pytestmark = pytest.mark.unit
+DEV_COMPOSE = "docker compose -f docker-compose.yaml -f docker-compose.dev.yaml"
 
 
 def last_command(*args: str) -> str:
@@ -21,10 +22,12 @@ def last_command(*args: str) -> str:
 @pytest.mark.parametrize("task, stage", [("download-model", "download"), ("compile-model", "compile"),
                                          ("validate-model", "validate"), ("upload-model", "upload")])
 def test_a_task_runs_its_stage_here_or_its_service_in_compose(task, stage):
-    assert last_command("projects.run/ner", "COMPONENT=compile", f"TASK={task}").endswith(
-        f"PROJECT=ner HF_HUB_OFFLINE=1 /nonexistent-venv/bin/mlcompile run --stage {stage}")
-    assert last_command("projects.run/ner", "COMPONENT=compile", f"TASK={task}", "RUNNER=docker") == (
-        f"PROJECT=ner docker compose -f docker-compose.yaml run --rm compile-{task}")
+    seed, run = make("projects.run/ner", "COMPONENT=compile", f"TASK={task}").stdout.splitlines()[-2:]
+    assert seed == "PROJECT=ner HF_HUB_OFFLINE=1 /nonexistent-venv/bin/mlcompile seed --if-missing"
+    assert run == f"PROJECT=ner HF_HUB_OFFLINE=1 /nonexistent-venv/bin/mlcompile run --stage {stage}"
+    seed, run = make("projects.run/ner", "COMPONENT=compile", f"TASK={task}", "RUNNER=docker").stdout.splitlines()[-2:]
+    assert seed == f"PROJECT=ner {DEV_COMPOSE} run --rm compile-seed"  # the demo model, when the registry lacks it
+    assert run == f"PROJECT=ner {DEV_COMPOSE} run --rm compile-{task}"
 
 
 def test_the_switches_select_stages_as_the_reference_flags_do():
@@ -39,7 +42,17 @@ def test_test_levels_run_their_marker_or_their_service(level):
     assert last_command(f"projects.{level}/keywords", "COMPONENT=compile").endswith(
         f"-m pytest tests -m {level} -p no:cacheprovider")
     assert last_command(f"projects.{level}/keywords", "COMPONENT=compile", "RUNNER=docker") == (
-        f"PROJECT=keywords docker compose -f docker-compose.yaml run --rm compile-{level}")
+        f"PROJECT=keywords {DEV_COMPOSE} run --rm compile-{level}")
+
+
+@pytest.mark.parametrize("args, files", [
+    ([], "-f docker-compose.yaml -f docker-compose.dev.yaml"),
+    (["CI=true"], "-f docker-compose.yaml -f docker-compose.ci.yaml"),
+    (["CI=true", "NEURON=1"], "-f docker-compose.yaml -f docker-compose.ci.yaml -f docker-compose.neuron.yaml"),
+])
+def test_docker_runs_use_the_compose_file_of_the_environment(args, files):
+    assert last_command("projects.run/ner", "COMPONENT=compile", "TASK=compile-model", "RUNNER=docker", *args) == (
+        f"PROJECT=ner docker compose {files} run --rm compile-compile-model")
 
 
 @pytest.mark.parametrize("args, message", [
