@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from .errors import MlcompileError, exit_code_table
+from .errors import ConfigError, MlcompileError, exit_code_table
 from .settings import STAGES, load_settings
 
 
@@ -85,6 +85,20 @@ def _list(args) -> int:
     return 0
 
 
+def _predict(args) -> int:
+    from .pyfunc import load
+
+    model = load(args.model)
+    try:
+        params = json.loads(args.params) if args.params else None
+    except ValueError as exc:
+        raise ConfigError(f"--params {args.params!r} is not JSON: {exc}") from None
+    hidden = () if args.tensors else model.task.tensor_checks
+    for text, prediction in zip(args.texts, model.predict(args.texts, params), strict=True):
+        print(json.dumps({"text": text, **{k: v for k, v in prediction.items() if k not in hidden}}))
+    return 0
+
+
 def _settings(args) -> int:
     settings = load_settings()
     for key, value in settings.model_dump().items():
@@ -118,6 +132,13 @@ def command_line() -> argparse.ArgumentParser:
     bench.add_argument("--overhead", action="store_true", help="instead: the pytest pipeline cold and warm against "
                                                               "the same steps as a plain script")
     bench.set_defaults(func=_bench)
+    predict = sub.add_parser("predict", help="predict with a compiled version: outputs/compile, a registered "
+                                             "version's directory or files, or an MLflow models:/ URI")
+    predict.add_argument("model", help="e.g. models:/KEYWORDS-COMPILED@staging (MLFLOW_TRACKING_URI names the server)")
+    predict.add_argument("texts", nargs="+", help="texts to predict, one JSON line each")
+    predict.add_argument("--params", help='the task\'s parameters as JSON, e.g. \'{"top_n": 5}\' (default: the card\'s)')
+    predict.add_argument("--tensors", action="store_true", help="also print the tensors validation compares")
+    predict.set_defaults(func=_predict)
     sub.add_parser("list", help="list the project's uncompiled and compiled versions").set_defaults(func=_list)
     sub.add_parser("settings", help="print the resolved settings (secrets hidden)").set_defaults(func=_settings)
     return parser

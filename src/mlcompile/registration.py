@@ -1,5 +1,6 @@
 """Registering a validated compiled artifact: its lineage, its model card, the files a version
-holds (the compiled artifact, the verdict, the HTML report) and its lifecycle stage."""
+holds (the compiled artifact as an MLflow pyfunc model, the verdict, the HTML report), what its page
+shows (description, parameters, metrics) and its lifecycle stage."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from . import pyfunc
 from .artifacts import Artifact, read_json, write_json_atomic
 from .compiled import CompiledSpec
-from .registry import MODEL_CARD, VersionInfo
+from .registry import MODEL_CARD, VersionDetails, VersionInfo
 from .report import render_html
 from .settings import Settings
 from .verdict import Verdict
@@ -29,6 +31,50 @@ def lineage(settings: Settings, compiled: Artifact, spec: CompiledSpec, verdict:
         "sequence_lengths": spec.lengths,
         "batch_size": spec.batch_size,
     }
+
+
+def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> VersionDetails:
+    """What produced the version and how it was validated, for its page: a description, the compile
+    settings as parameters and the validation (and COMPILER=auto's timings) as metrics."""
+    summary = verdict.summary()
+    passed = summary["outcomes"].get("passed", 0)
+    worst = summary["smallest_margin"]
+    description = (
+        f"{settings.compiled_model} compiled from {spec.source_version} ({settings.uncompiled_project}) by "
+        f"{spec.candidate} at sequence lengths {', '.join(map(str, spec.lengths))}, batch {spec.batch_size}. "
+        f"Validated against the uncompiled model before registering: {passed} of {summary['checks']} checks passed "
+        f"over {summary['cases']} cases (atol {verdict.rules.atol}, rtol {verdict.rules.rtol})"
+        + (f", smallest margin {worst['margin']:.3g} ({worst['check']})" if worst else "")
+        + ". Report: files/validation/report.html. Load: mlflow.pyfunc.load_model(<this version's models:/ URI>)."
+    )
+    params = {
+        "backend": spec.backend, "precision": spec.precision, "requested_compiler": spec.requested_compiler,
+        "dynamic_shapes": spec.dynamic_shapes, "batch_size": spec.batch_size,
+        "sequence_lengths": ",".join(map(str, spec.lengths)), "uncompiled_version": spec.source_version,
+        "atol": verdict.rules.atol, "rtol": verdict.rules.rtol,
+        **{f"compiler.{key}": value for key, value in spec.compiler_settings.items()},
+        **{f"version.{name}": version for name, version in spec.versions.items()},
+    }
+    metrics = {"checks": summary["checks"], "checks_passed": passed, "cases": summary["cases"],
+               "compiled_executables": len(summary["coverage"]),
+               "compile_seconds": sum(bucket.compile_seconds for bucket in spec.buckets)}
+    if worst:
+        metrics["smallest_margin"] = worst["margin"]
+    for result in verdict.results.values():  # per check kind, over the cases
+        kind = result["check"]
+        if result.get("observed") is not None:
+            key = f"largest_difference.{kind}"
+            metrics[key] = max(metrics.get(key, 0.0), result["observed"])
+        if result.get("margin") is not None:
+            key = f"smallest_margin.{kind}"
+            metrics[key] = min(metrics.get(key, result["margin"]), result["margin"])
+    if spec.selection:
+        params["auto.workload"] = spec.selection.workload
+        metrics |= {f"auto_seconds.{name}": m.seconds for name, m in spec.selection.candidates.items()}
+    model_description = (f"{spec.task} models compiled by mlcompile from {settings.uncompiled_project} "
+                         f"{settings.uncompiled_model}; a version is registered only after every validation check "
+                         f"of its exact compiled artifact passed.")
+    return VersionDetails(description, {k: str(v) for k, v in params.items()}, metrics, model_description)
 
 
 def register(registry, settings: Settings, compiled: Artifact, spec: CompiledSpec, verdict: Verdict
@@ -64,7 +110,9 @@ def _create(registry, settings: Settings, compiled: Artifact, spec: CompiledSpec
         (files / "validation" / "report.html").write_text(
             render_html(verdict, f"Validation of {settings.compiled_model}", recorded)
         )
+        examples = [case["text"] for case in read_json(settings.cases_file)[:2]]
+        pyfunc.write_mlmodel(files, spec, read_json(compiled.path / MODEL_CARD), examples)
         metadata = {k: v for k, v in recorded.items() if isinstance(v, str)}
         metadata["validation_passed"] = "true"
         return registry.register(settings.compiled_project, settings.compiled_model, files, card, metadata,
-                                 compiled.content_id)
+                                 compiled.content_id, details(settings, spec, verdict))

@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from mlcompile.errors import RegistryError
+from mlcompile.registry import VersionDetails
 from mlcompile.registry.local import LocalRegistry
 from mlcompile.registry.mlflow import MlflowRegistry
 from mlcompile.registry.neptune import NeptuneRegistry
@@ -61,6 +62,17 @@ def test_register_then_fetch_files_card_metadata(registry, model, files, tmp_pat
     registry.download(PROJECT, f"{model}-1", dest)
     assert (dest / "compiled" / "model.onnx").read_bytes() == (files / "compiled" / "model.onnx").read_bytes()
     assert (dest / "validation" / "report.html").read_text() == "<html>report</html>"
+
+
+def test_a_version_keeps_its_description_parameters_and_metrics(registry, model, files):
+    details = VersionDetails("KEYWORDS-TRAINED-1 compiled by onnx; 28 of 28 checks passed",
+                             {"backend": "onnx", "sequence_lengths": "16,256"},
+                             {"checks_passed": 28.0, "smallest_margin": 0.00093}, "what the model is")
+    registry.register(PROJECT, model, files, CARD, {}, "fp-1", details)
+    kept = registry.get_version(PROJECT, f"{model}-1").details
+    assert (kept.description, kept.params, kept.metrics) == (details.description, details.params, details.metrics)
+    registry.register(PROJECT, model, files, CARD, {}, "fp-2")  # details are optional
+    assert registry.get_version(PROJECT, f"{model}-2").details.params == {}
 
 
 def test_same_fingerprint_registers_nothing_new_and_versions_count_up(registry, model, files):

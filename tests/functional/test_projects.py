@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 
+from mlcompile import pyfunc
 from mlcompile.compiled import executable_name
 from mlcompile.compilers import bf16_supported, label, parse_candidate
 from mlcompile.registry.local import LocalRegistry
@@ -33,7 +34,22 @@ def test_run_project_validates_and_registers(project, compiler, seeded_registrie
     version = LocalRegistry(tmp_path / "registry").get_version(f"mlcompile/{project}", f"{model}-COMPILED-1")
     assert version.card["task"] == project and version.card["compiled"] is True
     assert version.card["lineage"]["uncompiled_version"] == f"{model}-TRAINED-1"
-    assert {"validation/report.html", "validation/verdict.json", "compiled/compiled.json"} <= set(version.files)
+    assert {"validation/report.html", "validation/verdict.json", "compiled/compiled.json", "MLmodel"} <= set(version.files)
+    # an MLflow model in its registry directory: MLflow alone loads it and predicts as the validated pipeline
+    import mlflow.pyfunc
+    import pandas as pd
+
+    files = tmp_path / "registry" / "mlcompile" / project / f"{model}-COMPILED" / f"{model}-COMPILED-1" / "files"
+    text = "Angela Merkel visited Siemens in Munich and loved it."
+    [served] = mlflow.pyfunc.load_model(str(files)).predict(pd.DataFrame({"text": [text]}))
+    validated = pyfunc.load(tmp_path / "outputs" / "compile")
+    assert get_task(project).outcome(served) == get_task(project).outcome(validated.predict([text])[0])
+    assert version.details.metrics["checks_passed"] == version.details.metrics["checks"] > 0
+    predicted = in_process.cli(tmp_path, "predict", str(files.parent), text)  # mlcompile's own call, same answer
+    assert predicted.returncode == 0, predicted.output
+    assert get_task(project).outcome(json.loads(predicted.output.strip().splitlines()[-1])) == \
+        get_task(project).outcome(served)
+    assert version.details.params["backend"] == json.loads((files / "compiled" / "compiled.json").read_text())["backend"]
 
     verdict = json.loads((tmp_path / "outputs" / "validate" / "verdict.json").read_text())
     assert verdict["summary"]["passed"] is True

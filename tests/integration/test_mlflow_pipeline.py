@@ -1,18 +1,39 @@
-"""The full keywords pipeline against a real MLflow server on 127.0.0.1."""
+"""The full keywords pipeline against a real MLflow server on 127.0.0.1, and the registered version as an
+MLflow user meets it: loaded by alias with the MLflow client alone, served by `mlflow models serve`."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
 
+from mlcompile import pyfunc
+from mlcompile.artifacts import read_json
 from mlcompile.registry.mlflow import MlflowRegistry
 
 from ..conftest import FEW_CASES
 
 
 pytestmark = pytest.mark.integration
+MODEL = "KEYWORDS-COMPILED"
 
 
-def test_pipeline_registers_in_mlflow_with_lineage_and_only_once(mlflow_server, tmp_path, in_process):
+def assert_same_predictions(served: dict, expected: dict):
+    assert served["keywords"] == expected["keywords"] and served["text_info"] == expected["text_info"]
+    np.testing.assert_array_equal(served["embedding"], expected["embedding"])
+
+
+def test_pipeline_registers_in_mlflow_with_lineage_only_once_and_only_when_validated(
+        mlflow_server, tmp_path, in_process, monkeypatch):
     # onnx: one 92 MB file to upload, where TorchScript's six files hold 550 MB
     env = {"REGISTRY": "mlflow", "MLFLOW_TRACKING_URI": mlflow_server, "COMPILER": "onnx", "CASES_FILE": FEW_CASES}
     seeded = in_process.cli(tmp_path, "seed", "keywords", **env)
@@ -20,22 +41,105 @@ def test_pipeline_registers_in_mlflow_with_lineage_and_only_once(mlflow_server, 
     assert f"registered: KEYWORDS-TRAINED-1 in project 'mlcompile/keywords' of the mlflow registry at {mlflow_server}" \
         in seeded.output
 
+    refused = in_process.cli(tmp_path, "run", **{**env, "ATOL": "1e-12", "RTOL": "0"})
+    assert refused.returncode == 1, refused.output
+    registry = MlflowRegistry(mlflow_server)
+    assert registry.list_versions("mlcompile/keywords", MODEL) == []  # a failed validation is never a model
+
     first = in_process.cli(tmp_path, "run", **env)
     assert first.returncode == 0, first.output
-    assert "upload: registered KEYWORDS-COMPILED-1 (lifecycle staging) in the mlflow registry http://127.0.0.1:" in first.output
-
-    registry = MlflowRegistry(mlflow_server)
+    assert "upload: registered KEYWORDS-COMPILED-1 (lifecycle staging) in the mlflow registry http://127.0.0.1:" \
+        in first.output
     version = registry.get_version("mlcompile/keywords", "KEYWORDS-COMPILED-1")
     assert version.lifecycle == "staging"  # an MLflow alias
     assert version.metadata["uncompiled_version"] == "KEYWORDS-TRAINED-1"  # lineage as version tags
+    assert version.metadata["uncompiled_model_uri"] == "models:/KEYWORDS-TRAINED/1"  # in the same server
     assert version.metadata["compiler"] == "onnx" and version.metadata["validation_passed"] == "true"
     assert version.card["lineage"]["uncompiled_project"] == "mlcompile/keywords"
-    assert {"validation/report.html", "compiled/compiled.json"} <= set(version.files)
-    alias = registry.client.get_model_version_by_alias("KEYWORDS-COMPILED", "staging")
+    assert {"validation/report.html", "compiled/compiled.json", "MLmodel"} <= set(version.files)
+    alias = registry.client.get_model_version_by_alias(MODEL, "staging")
     assert alias.version == "1"
 
     second = in_process.cli(tmp_path, "run", **env)
     assert second.returncode == 0, second.output
     assert "already registered, nothing new: KEYWORDS-COMPILED-1" in second.output
-    assert [v.version_id for v in registry.list_versions("mlcompile/keywords", "KEYWORDS-COMPILED")] == [
-        "KEYWORDS-COMPILED-1"]
+    assert [v.version_id for v in registry.list_versions("mlcompile/keywords", MODEL)] == ["KEYWORDS-COMPILED-1"]
+
+    # As an MLflow user meets it, with the client alone aimed at the server by MLFLOW_TRACKING_URI
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    compiled = pyfunc.load(tmp_path / "outputs" / "compile").pipeline  # the pipeline the validate stage ran
+    card_params = read_json(tmp_path / "outputs" / "compile" / "model_card.json")["inference_params"]
+    loads_by_alias_and_predicts_the_cases(compiled, card_params)
+    its_page_says_what_produced_it(read_json(tmp_path / "outputs" / "validate" / "verdict.json"))
+    mlflow_models_serve_answers_a_case(compiled, card_params)
+
+
+def loads_by_alias_and_predicts_the_cases(compiled, card_params):
+    import mlflow.pyfunc
+
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@staging")
+    for case in read_json(FEW_CASES):
+        params = case.get("params", {})
+        [served] = model.predict(pd.DataFrame({"text": [case["text"]]}), params=params or None)
+        assert_same_predictions(served, compiled.predict(case["text"], {**card_params, **params}))
+    assert model.metadata.get_params_schema().to_dict()[2] == {"name": "top_n", "type": "long", "default": 3,
+                                                                "shape": None}
+    assert any(line.startswith("onnxruntime==") for line in
+               Path(mlflow.pyfunc.get_model_dependencies(f"models:/{MODEL}@staging")).read_text().splitlines())
+    # mlcompile's own call reaches the same pipeline through the URI
+    [loaded] = pyfunc.load(f"models:/{MODEL}@staging").predict(["compiled models"])
+    assert loaded["keywords"] == compiled.predict("compiled models", card_params)["keywords"]
+
+
+def its_page_says_what_produced_it(verdict: dict):
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    version = client.get_model_version_by_alias(MODEL, "staging")
+    run = client.get_run(version.run_id)
+    assert "compiled from KEYWORDS-TRAINED-1 (mlcompile/keywords) by onnx" in version.description
+    assert "checks passed over" in run.data.tags["mlflow.note.content"]
+    assert "after every validation check" in client.get_registered_model(MODEL).description
+    assert {"backend": "onnx", "precision": "fp32", "uncompiled_version": "KEYWORDS-TRAINED-1"}.items() \
+        <= run.data.params.items()
+    assert run.data.params["version.onnxruntime"] and run.data.params["compiler.opset"] == "17"
+    metrics = run.data.metrics
+    assert metrics["checks_passed"] == metrics["checks"] == len(verdict["rules"]["checks"])
+    assert metrics["cases"] == len(verdict["rules"]["cases"]) == 6  # the version's 3 stored, the file's 3
+    assert 0 < metrics["smallest_margin"] <= metrics["smallest_margin.embedding"]
+    assert 0 <= metrics["largest_difference.embedding"] < 1e-3  # within ATOL
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def mlflow_models_serve_answers_a_case(compiled, card_params):
+    port = free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen([str(mlflow), "models", "serve", "-m", f"models:/{MODEL}@staging", "--env-manager",
+                               "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+                              # MLflow starts `uvicorn` from PATH: the venv's
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{mlflow.parent}:{os.environ['PATH']}"},
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
+                time.sleep(0.5)
+        text = read_json(FEW_CASES)[0]["text"]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=json.dumps({"dataframe_records": [{"text": text}]}).encode(),
+            headers={"Content-Type": "application/json"})
+        [answer] = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert_same_predictions(answer, compiled.predict(text, card_params))

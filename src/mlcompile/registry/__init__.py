@@ -30,6 +30,26 @@ def split_version_id(version_id: str) -> tuple[str, int]:
 
 
 @dataclass(frozen=True)
+class VersionDetails:
+    """What a version's page shows besides its files: what produced it and how it was validated.
+    `model_description` describes the model (all its versions), where a registry has model pages (MLflow)."""
+
+    description: str = ""
+    params: dict[str, str] = field(default_factory=dict)  # e.g. backend, shapes, library versions
+    metrics: dict[str, float] = field(default_factory=dict)  # e.g. checks passed, smallest margin
+    model_description: str = ""
+
+    def as_record(self) -> dict:
+        """As a registry that stores JSON keeps it with the version."""
+        return {"description": self.description, "params": self.params, "metrics": self.metrics}
+
+    @classmethod
+    def from_record(cls, record: dict | None) -> "VersionDetails":
+        record = record or {}
+        return cls(record.get("description", ""), dict(record.get("params", {})), dict(record.get("metrics", {})))
+
+
+@dataclass(frozen=True)
 class VersionInfo:
     project: str
     model: str
@@ -39,6 +59,7 @@ class VersionInfo:
     metadata: dict
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     created_at: str = ""
+    details: VersionDetails = field(default_factory=VersionDetails)  # model_description not read back
 
     @property
     def fingerprint(self) -> str | None:
@@ -61,7 +82,8 @@ class Registry(Protocol):
     def find_version(self, project: str, model: str, fingerprint: str) -> VersionInfo | None: ...
 
     def register(
-        self, project: str, model: str, files: Path, card: dict, metadata: dict, fingerprint: str
+        self, project: str, model: str, files: Path, card: dict, metadata: dict, fingerprint: str,
+        details: VersionDetails | None = None,
     ) -> tuple[VersionInfo, bool]:
         """Create the next version of `model`, unless one with this fingerprint exists.
 

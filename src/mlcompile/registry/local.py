@@ -21,7 +21,7 @@ from filelock import FileLock
 
 from ..artifacts import hash_tree, read_json, write_json_atomic
 from ..errors import RegistryError
-from . import LIFECYCLES, VersionInfo, copy_verified, split_version_id
+from . import LIFECYCLES, VersionDetails, VersionInfo, copy_verified, split_version_id
 
 log = logging.getLogger(__name__)
 COUNTER = "counter.json"
@@ -51,7 +51,8 @@ class LocalRegistry:
         split_version_id(f"{model}-1")  # validates the model key
         return self._project_dir(project) / model
 
-    def _version_dir(self, project: str, version_id: str) -> Path:
+    def version_dir(self, project: str, version_id: str) -> Path:
+        """Where a version is (its `files/` and `version.json`)."""
         model, _ = split_version_id(version_id)
         return self._model_dir(project, model) / version_id
 
@@ -63,7 +64,7 @@ class LocalRegistry:
     # reading -----------------------------------------------------------
     def get_version(self, project: str, version_id: str) -> VersionInfo:
         model, _ = split_version_id(version_id)
-        path = self._version_dir(project, version_id)
+        path = self.version_dir(project, version_id)
         if not (path / "version.json").is_file():
             known = [v.version_id for v in self.list_versions(project, model)]
             raise RegistryError(
@@ -87,6 +88,7 @@ class LocalRegistry:
             metadata=record["metadata"],
             files=record["files"],
             created_at=record["created_at"],
+            details=VersionDetails.from_record(record.get("details")),
         )
 
     def _numbered_dirs(self, model_dir: Path, model: str) -> list[tuple[int, Path]]:
@@ -127,12 +129,13 @@ class LocalRegistry:
 
     def download(self, project: str, version_id: str, dest: Path) -> VersionInfo:
         version = self.get_version(project, version_id)
-        copy_verified(self._version_dir(project, version_id) / "files", version, dest)
+        copy_verified(self.version_dir(project, version_id) / "files", version, dest)
         return version
 
     # writing -----------------------------------------------------------
     def register(
-        self, project: str, model: str, files: Path, card: dict, metadata: dict, fingerprint: str
+        self, project: str, model: str, files: Path, card: dict, metadata: dict, fingerprint: str,
+        details: VersionDetails | None = None,
     ) -> tuple[VersionInfo, bool]:
         with self._lock(project, model):
             existing = self.find_version(project, model, fingerprint)
@@ -150,6 +153,7 @@ class LocalRegistry:
                     "metadata": {**metadata, "fingerprint": fingerprint},
                     "files": hash_tree(tmp / "files"),
                     "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "details": (details or VersionDetails()).as_record(),
                 }
                 write_json_atomic(tmp / "version.json", record)
                 for path in tmp.rglob("*"):  # versions are immutable: files read-only
@@ -169,5 +173,5 @@ class LocalRegistry:
         if lifecycle not in LIFECYCLES:
             raise RegistryError(f"lifecycle stage {lifecycle!r} is not one of {', '.join(LIFECYCLES)}")
         self.get_version(project, version_id)
-        write_json_atomic(self._version_dir(project, version_id) / LIFECYCLE, {"lifecycle": lifecycle})
+        write_json_atomic(self.version_dir(project, version_id) / LIFECYCLE, {"lifecycle": lifecycle})
         return self.get_version(project, version_id)

@@ -2,9 +2,11 @@
 
 A model (`KEYWORDS-COMPILED`) is an MLflow registered model tagged with its project; a version
 (`KEYWORDS-COMPILED-3`) is MLflow model version 3, whose source is the `files/` artifact folder of a
-run in the experiment named after the project. The run also holds `model_card.json` and
-`files.json` (sha256 per file, checked after every download). Metadata and the fingerprint are
-version tags; lifecycle stages are aliases (`staging`, `production`, `archived`), since MLflow deprecated stages.
+run in the experiment named after the project (for compiled versions an MLflow pyfunc model: see
+mlcompile.pyfunc). The run also holds `model_card.json` and `files.json` (sha256 per file, checked
+after every download), and the version's details as parameters, metrics and its note. Metadata, the
+fingerprint and the link to the version it was made from are version tags; lifecycle stages are aliases
+(`staging`, `production`, `archived`), since MLflow deprecated stages.
 HTTP timeouts and retries (with backoff) come from REGISTRY_TIMEOUT and REGISTRY_RETRIES.
 """
 
@@ -19,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..artifacts import hash_tree
 from ..errors import RegistryError
-from . import LIFECYCLES, VersionInfo, copy_verified, split_version_id
+from . import LIFECYCLES, VersionDetails, VersionInfo, copy_verified, split_version_id
 
 CARD = "model_card.json"
 CHECKSUMS = "files.json"
@@ -47,6 +49,7 @@ class MlflowRegistry:
         os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(retries)
         os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
         os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0.5"
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per file in the run's log
         from mlflow import MlflowClient
 
         self.uri = tracking_uri
@@ -99,8 +102,10 @@ class MlflowRegistry:
                 raise RegistryError(f"{model}-{mv.version}: model card or checksums do not parse: {exc}") from None
         lifecycle = next((alias for alias in mv.aliases if alias in LIFECYCLES), "none")
         metadata = {k: v for k, v in mv.tags.items()}
+        run = self._call(f"get the run of {model}-{mv.version}", lambda: self.client.get_run(mv.run_id))
+        details = VersionDetails(mv.description or "", dict(run.data.params), dict(run.data.metrics))
         return VersionInfo(project, model, f"{model}-{mv.version}", lifecycle, card, metadata, files,
-                           time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mv.creation_timestamp / 1000)))
+                           time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mv.creation_timestamp / 1000)), details)
 
     def _model_version(self, project: str, version_id: str):
         model, number = split_version_id(version_id)
@@ -146,25 +151,37 @@ class MlflowRegistry:
 
     # writing -----------------------------------------------------------
     def register(
-        self, project: str, model: str, files: Path, card: dict, metadata: dict, fingerprint: str
+        self, project: str, model: str, files: Path, card: dict, metadata: dict, fingerprint: str,
+        details: VersionDetails | None = None,
     ) -> tuple[VersionInfo, bool]:
+        """A run holding the files (an MLflow model when they have an MLmodel), the details as the run's
+        parameters, metrics and note, and a model version whose source is those files."""
+        from mlflow.entities import Metric, Param
+
+        details = details or VersionDetails()
         split_version_id(f"{model}-1")  # validates the model key
         existing = self.find_version(project, model, fingerprint)
         if existing is not None:
             return existing, False
-        experiment = self._call(f"get experiment {project}", lambda: self.client.get_experiment_by_name(project))
-        experiment_id = experiment.experiment_id if experiment else self._call(
-            f"create experiment {project}", lambda: self.client.create_experiment(project))
-        run = self._call("create run", lambda: self.client.create_run(experiment_id, tags={"mlflow.runName": model}))
+        experiment_id = self._experiment_id(project)
+        run_tags = {"mlflow.runName": model}
+        if details.description:
+            run_tags["mlflow.note.content"] = details.description  # the run page's description
+        run = self._call("create run", lambda: self.client.create_run(experiment_id, tags=run_tags))
         run_id = run.info.run_id
+        now = int(time.time() * 1000)
         try:
             self._call("upload files", lambda: self.client.log_artifacts(run_id, str(files), "files"))
             self._call("upload card", lambda: self.client.log_dict(run_id, card, CARD))
             self._call("upload checksums", lambda: self.client.log_dict(run_id, hash_tree(files), CHECKSUMS))
-            self._ensure_model(project, model)
-            tags = {**{k: str(v) for k, v in metadata.items()}, FINGERPRINT_TAG: fingerprint}
+            self._call("log parameters and metrics", lambda: self.client.log_batch(
+                run_id, metrics=[Metric(key, float(value), now, 0) for key, value in details.metrics.items()],
+                params=[Param(key, str(value)[:6000]) for key, value in details.params.items()]))
+            self._ensure_model(project, model, details.model_description)
+            tags = {**{k: str(v) for k, v in metadata.items()}, **self._lineage_tags(metadata),
+                    FINGERPRINT_TAG: fingerprint}
             mv = self._call(f"create a version of {model}", lambda: self.client.create_model_version(
-                model, source=f"runs:/{run_id}/files", run_id=run_id, tags=tags))
+                model, source=f"runs:/{run_id}/files", run_id=run_id, tags=tags, description=details.description))
         except BaseException:
             # Nothing was registered: the run keeps the partial upload, marked failed.
             self._call("mark run failed", lambda: self.client.set_terminated(run_id, status="FAILED"))
@@ -172,14 +189,50 @@ class MlflowRegistry:
         self._call("finish run", lambda: self.client.set_terminated(run_id))
         return self._info(project, model, mv), True
 
-    def _ensure_model(self, project: str, model: str) -> None:
+    def _experiment_id(self, project: str) -> str:
+        """The project's experiment, created if missing; another job creating it at the same moment (CI's
+        matrix registering into one server) is not an error."""
+        from mlflow.exceptions import MlflowException
+
+        experiment = self._call(f"get experiment {project}", lambda: self.client.get_experiment_by_name(project))
+        if experiment:
+            return experiment.experiment_id
+
+        def create() -> str:
+            try:
+                return self.client.create_experiment(project)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                return self.client.get_experiment_by_name(project).experiment_id
+
+        return self._call(f"create experiment {project}", create)
+
+    def _lineage_tags(self, metadata: dict) -> dict:
+        """The version it was made from, as model name, number and, when it is in this server, its URI."""
+        source = metadata.get("uncompiled_version")
+        if not source:
+            return {}
+        from mlflow.exceptions import MlflowException
+
+        model, number = split_version_id(source)
+        tags = {"uncompiled_model": model, "uncompiled_model_version": str(number)}
+        try:
+            self.client.get_model_version(model, str(number))
+        except MlflowException:  # elsewhere (another registry): name and number say what it was
+            return tags
+        return {**tags, "uncompiled_model_uri": f"models:/{model}/{number}"}
+
+    def _ensure_model(self, project: str, model: str, description: str = "") -> None:
         from mlflow.exceptions import MlflowException
 
         try:
-            self.client.create_registered_model(model, tags={PROJECT_TAG: project})
+            self.client.create_registered_model(model, tags={PROJECT_TAG: project}, description=description or None)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
+            if description and not self.client.get_registered_model(model).description:
+                self.client.update_registered_model(model, description=description)
         self._model(project, model)
 
     def set_lifecycle(self, project: str, version_id: str, lifecycle: str) -> VersionInfo:

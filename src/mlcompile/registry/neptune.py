@@ -18,18 +18,20 @@ from pathlib import Path
 
 from ..artifacts import hash_tree
 from ..errors import RegistryError
-from . import LIFECYCLES, VersionInfo, copy_verified, safe_extract_zip, split_version_id
+from . import LIFECYCLES, VersionDetails, VersionInfo, copy_verified, safe_extract_zip, split_version_id
 
 FIELDS = {"files": "files", "card": "model_card", "checksums": "checksums", "metadata": "metadata",
-          "fingerprint": "fingerprint"}
+          "details": "details", "fingerprint": "fingerprint"}
 
 
-def write_version(version, files: Path, card: dict, metadata: dict, fingerprint: str) -> str:
+def write_version(version, files: Path, card: dict, metadata: dict, fingerprint: str,
+                  details: VersionDetails | None = None) -> str:
     """Fill an open neptune model version; returns its id."""
     version[FIELDS["files"]].upload_files(str(files))
     version[FIELDS["card"]] = json.dumps(card)
     version[FIELDS["checksums"]] = json.dumps(hash_tree(files))
     version[FIELDS["metadata"]] = json.dumps(metadata)
+    version[FIELDS["details"]] = json.dumps((details or VersionDetails()).as_record())
     version.wait()
     # Last: a version without its fingerprint is never listed nor taken for this artifact.
     version[FIELDS["fingerprint"]] = fingerprint
@@ -81,7 +83,16 @@ class NeptuneRegistry:
             raise RegistryError(f"{version_id}: model card, checksums or metadata do not parse: {exc}") from None
         metadata["fingerprint"] = version[FIELDS["fingerprint"]].fetch()
         return VersionInfo(project, model, version_id, version["sys/stage"].fetch(), card, metadata, files,
-                           str(version["sys/creation_time"].fetch()))
+                           str(version["sys/creation_time"].fetch()), self._details(version))
+
+    @staticmethod
+    def _details(version) -> VersionDetails:
+        from neptune import exceptions
+
+        try:
+            return VersionDetails.from_record(json.loads(version[FIELDS["details"]].fetch()))
+        except exceptions.MissingFieldException:  # registered before versions had details
+            return VersionDetails()
 
     # reading -----------------------------------------------------------
     def get_version(self, project: str, version_id: str) -> VersionInfo:
@@ -141,7 +152,8 @@ class NeptuneRegistry:
 
     # writing -----------------------------------------------------------
     def register(
-        self, project: str, model: str, files: Path, card: dict, metadata: dict, fingerprint: str
+        self, project: str, model: str, files: Path, card: dict, metadata: dict, fingerprint: str,
+        details: VersionDetails | None = None,
     ) -> tuple[VersionInfo, bool]:
         split_version_id(f"{model}-1")
         existing = self.find_version(project, model, fingerprint)
@@ -149,7 +161,7 @@ class NeptuneRegistry:
             return existing, False
         version = self._open(project, f"model {model}", model=model)  # neptune creates it on the server now
         try:
-            version_id = write_version(version, files, card, metadata, fingerprint)
+            version_id = write_version(version, files, card, metadata, fingerprint, details)
         except BaseException:
             version.change_stage("archived")  # the partial version, visibly out of use
             raise

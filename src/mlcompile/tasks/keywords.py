@@ -95,10 +95,12 @@ class KeywordsPipeline(Pipeline):
         found = self.keybert.extract_keywords(list(texts), doc_embeddings=embeddings, **keybert_kwargs(params))
         if len(texts) == 1:  # KeyBERT unwraps the list for a single document
             found = [found]
+        elif not found:  # KeyBERT answers [] for all the documents when none has a candidate word
+            found = [[] for _ in texts]
         return [
             {"keywords": [[word, float(score)] for word, score in keywords], "embedding": embedding.tolist(),
              "text_info": info}
-            for keywords, embedding, info in zip(found, embeddings, self.text_info(list(texts)))
+            for keywords, embedding, info in zip(found, embeddings, self.text_info(list(texts)), strict=True)
         ]
 
 
