@@ -39,13 +39,15 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
     summary = verdict.summary()
     passed = summary["outcomes"].get("passed", 0)
     worst = summary["smallest_margin"]
+    lifecycle = settings.compiled_lifecycle
+    uri = f"models:/{settings.compiled_model}" + (f"@{lifecycle}" if lifecycle != "none" else "/VERSION")
     description = (
         f"{settings.compiled_model} compiled from {spec.source_version} ({settings.uncompiled_project}) by "
         f"{spec.candidate} at sequence lengths {', '.join(map(str, spec.lengths))}, batch {spec.batch_size}. "
         f"Validated against the uncompiled model before registering: {passed} of {summary['checks']} checks passed "
         f"over {summary['cases']} cases (atol {verdict.rules.atol}, rtol {verdict.rules.rtol})"
         + (f", smallest margin {worst['margin']:.3g} ({worst['check']})" if worst else "")
-        + ". Report: files/validation/report.html. Load: mlflow.pyfunc.load_model(<this version's models:/ URI>)."
+        + f". Report: `files/validation/report.html`. Load: `mlflow.pyfunc.load_model(\"{uri}\")`."
     )
     params = {
         "backend": spec.backend, "precision": spec.precision, "requested_compiler": spec.requested_compiler,
@@ -71,6 +73,7 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
     if spec.selection:
         params["auto.workload"] = spec.selection.workload
         metrics |= {f"auto_seconds.{name}": m.seconds for name, m in spec.selection.candidates.items()}
+        metrics |= {f"auto_matched.{name}": float(m.passed) for name, m in spec.selection.candidates.items()}
     model_description = (f"{spec.task} models compiled by mlcompile from {settings.uncompiled_project} "
                          f"{settings.uncompiled_model}; a version is registered only after every validation check "
                          f"of its exact compiled artifact passed.")
