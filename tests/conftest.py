@@ -23,7 +23,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 # Settings read from the environment; keep the caller's environment out of the tests.
-SETTING_PREFIXES = ("COMPILE_PIPELINE_EXECUTION_", "UNCOMPILED_", "COMPILED_", "NEPTUNE_", "MLCOMPILE_", "NEURON_")
+SETTING_PREFIXES = ("COMPILE_PIPELINE_EXECUTION_", "UNCOMPILED_", "COMPILED_", "NEPTUNE_", "MLCOMPILE_", "NEURON_",
+                    "REGRESSION_")
 SETTING_NAMES = {"PROJECT", "MODEL_TASK", "REGISTRY", "REGISTRY_PATH", "MLFLOW_TRACKING_URI", "REGISTRY_TIMEOUT",
                  "REGISTRY_RETRIES", "OUTPUTS_DIR", "COMPILER", "SEQUENCE_LENGTHS",
                  "BATCH_SIZE", "ATOL", "RTOL", "CASES_FILE", "TORCH_THREADS", "CI"}
@@ -33,6 +34,7 @@ def clean_environ(**overrides) -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in SETTING_NAMES and not k.startswith(SETTING_PREFIXES) and not k.startswith("PYTEST_")}
     env["MLCOMPILE_CONFIG_DIR"] = str(REPO / "config")
+    env["REGRESSION_SET"] = ""  # the projects' regression sets run in the tests that ask for them
     env.update({k: str(v) for k, v in overrides.items()})
     return env
 
@@ -46,6 +48,7 @@ def settings_env(monkeypatch, tmp_path):
     monkeypatch.setenv("MLCOMPILE_CONFIG_DIR", str(REPO / "config"))
     monkeypatch.setenv("REGISTRY_PATH", str(tmp_path / "registry"))
     monkeypatch.setenv("OUTPUTS_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("REGRESSION_SET", "")  # the projects' regression sets run in the tests that ask for them
     monkeypatch.chdir(REPO)
     return tmp_path
 
@@ -78,6 +81,11 @@ def fake_pipeline(pytester, monkeypatch, settings_env):
         monkeypatch.setenv(key, str(value))
     monkeypatch.chdir(pytester.path)
     forget_pipeline_tests()  # a real in-process run of this worker imported the repository's
+    # Imported here, before pytester snapshots sys.modules: imported inside an in-process run (the plugin
+    # configures transformers' logging), pytester drops them after it and the next run's re-import fails
+    # to find httpx2's package metadata.
+    import huggingface_hub.file_download  # noqa: F401
+    import transformers.utils.logging  # noqa: F401
 
     def pipeline(*args: str, **env: str):
         with monkeypatch.context() as patch:

@@ -23,7 +23,7 @@ def _run(args) -> int:
     for name in args.rebuild:
         pytest_args += ["--rebuild", name]
     if args.workers:
-        pytest_args += ["-n", args.workers]
+        pytest_args += ["-n", args.workers, "--dist", "loadgroup"]  # the regression set's checks on one worker
     return int(pytest.main(pytest_args + args.pytest_args))
 
 

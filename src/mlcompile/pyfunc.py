@@ -94,20 +94,6 @@ def texts_of(model_input) -> list[str]:
     return texts
 
 
-def model_uri(settings, version_id: str, lifecycle: str) -> str | None:
-    """Where `load` (and MLflow, for the mlflow registry) finds a registered compiled version."""
-    from .registry import split_version_id
-
-    if settings.registry == "mlflow":
-        model, number = split_version_id(version_id)
-        return f"models:/{model}@{lifecycle}" if lifecycle != "none" else f"models:/{model}/{number}"
-    if settings.registry == "local":
-        from .registry.local import LocalRegistry
-
-        return str(LocalRegistry(settings.registry_path).version_dir(settings.compiled_project, version_id) / "files")
-    return None  # neptune: download the version's files first
-
-
 def _load_pyfunc(data_path: str) -> CompiledTaskModel:
     """MLflow's loader-module entry point; data_path is the version's `compiled/`."""
     from .compiled import load as load_pipeline

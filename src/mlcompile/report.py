@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 
 from .compare import CheckResult
+from .regression import REGRESSION_CASE
 from .verdict import Verdict
 
 
@@ -74,6 +75,54 @@ def coverage_table(coverage: list[dict]) -> str:
             + (rows or f'<tr><td {cell} colspan="7">coverage did not run</td></tr>') + "\n</table>")
 
 
+def _histogram(details: dict) -> str:
+    """Per-row |diff| in decades, as bars (a thousand rows read at a glance, not as a thousand rows)."""
+    counts, bins = details["histogram"]["counts"], details["histogram"]["bins"]
+    top = max(counts) or 1
+    bars = "".join(
+        f'<div style="display: inline-block; width: 52px; margin-right: 2px; text-align: center; font-size: 11px">'
+        f'<div style="height: 60px; display: flex; align-items: flex-end"><div style="width: 100%; '
+        f'height: {max(1, round(60 * n / top)) if n else 0}px; background: #4a7bd0"></div></div>{n}<br>'
+        f'<span style="color: #666">{html.escape(label)}</span></div>'
+        for n, label in zip(counts, bins))
+    return f'<div title="rows per largest |diff|">{bars}</div>'
+
+
+def regression_section(verdict: Verdict) -> str:
+    """The regression set's checks: each aggregate against its threshold, the worst rows with their
+    texts, and for tensors the histogram of per-row differences."""
+    found = verdict.regression_summary()
+    if found is None:
+        return ""
+    cell = 'style="border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top"'
+    parts = [f"<p>{html.escape(found['file'])}: {found['rows']} rows, both pipelines in batches; each check an "
+             "aggregate over the set.</p>"]
+    for check, headline in found["checks"].items():
+        result = verdict.results.get(f"{REGRESSION_CASE}::{check}") or {}
+        details = result.get("details", {})
+        outcome = headline["outcome"]
+        color = "#176f2c" if outcome == "passed" else "#b00020"
+        parts.append(f'<h4><span style="color: {color}">{html.escape(outcome)}</span> {html.escape(check)}</h4>'
+                     f"<p>{html.escape(result.get('message', verdict.messages.get(f'{REGRESSION_CASE}::{check}', '')))}</p>")
+        if "histogram" in details:
+            parts.append(_histogram(details))
+        rows = details.get("worst_rows", [])
+        if rows:
+            columns = [k for k in ("id", "agreement", "margin", "compiled", "reference", "message", "text") if k in rows[0]]
+            body = "".join("<tr>" + "".join(f"<td {cell}>{html.escape(_short(row.get(k)))}</td>" for k in columns)
+                           + "</tr>" for row in rows)
+            head = "".join(f"<th {cell}>{'worst rows: ' if k == 'id' else ''}{k}</th>" for k in columns)
+            parts.append(f'<table style="border-collapse: collapse; font-size: 12px"><tr>{head}</tr>{body}</table>')
+    return "\n".join(parts)
+
+
+def _short(value, limit: int = 300) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def render_html(verdict: Verdict, title: str, lineage: dict) -> str:
     """A self-contained page: verdict, lineage and one row per check."""
     summary = verdict.summary()
@@ -109,6 +158,7 @@ Precision: {html.escape(verdict.rules.precision)}; tolerance: atol {verdict.rule
 <table>{lineage_rows}</table>
 <h2>Coverage of the compiled artifact</h2>
 {coverage_table(verdict.coverage)}
+{('<h2>Regression set</h2>' + regression_section(verdict)) if verdict.rules.regression else ''}
 <h2>Checks</h2>
 <table><tr><th>outcome</th><th>case</th><th>check</th><th>observed |diff|</th><th>allowed</th><th>margin</th>
 <th>input</th><th>message</th></tr>

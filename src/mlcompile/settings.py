@@ -84,7 +84,17 @@ class Settings(BaseSettings):
     int8_atol: float = Field(3e-2, ge=0)
     int8_rtol: float = Field(5e-2, ge=0)
     cases_file: Path
+    # A regression set (JSON Lines, CSV or Parquet: a `text` column, optional `id` and `params`) validated
+    # in batches with aggregate checks; empty: the cases file only.
+    regression_set: Path | None = None
+    regression_min_agreement: float = Field(1.0, ge=0, le=1)  # task agreement over the set (1: every row)
+    regression_invariance_sample: int = Field(16, ge=0)  # rows probed alone against in-batch (0: none)
     torch_threads: PositiveInt | None = None
+
+    @field_validator("regression_set", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value):
+        return None if value in ("", None) else value
 
     @field_validator("sequence_lengths", "precisions", mode="before")
     @classmethod
@@ -201,6 +211,12 @@ def load_settings(**overrides) -> Settings:
     if settings is not None and not settings.cases_file.is_file():
         _, source = _lookup("CASES_FILE", environ, files)
         problems.append(f"CASES_FILE={str(settings.cases_file)!r} ({source}): file does not exist")
+    regression = settings.regression_set if settings is not None else None
+    if regression is not None and (not regression.is_file() or regression.suffix not in (".jsonl", ".csv", ".parquet")):
+        _, source = _lookup("REGRESSION_SET", environ, files)
+        problems.append(f"REGRESSION_SET={str(regression)!r} ({source}): "
+                        + ("use JSON Lines, CSV or Parquet (.jsonl, .csv, .parquet)" if regression.is_file()
+                           else "file does not exist (empty: validate on the cases file only)"))
     if problems:
         raise ConfigError("Invalid settings:\n  " + "\n  ".join(problems))
     return settings

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from . import cases as case_files
+from . import regression
 from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomic
 from .cases import Case
 from .compiled import CompiledSpec, compile_shapes, load_runner
@@ -165,7 +166,11 @@ def tolerance(settings: Settings, precision: str = "fp32") -> Tolerance:
 
 def rules_for(settings: Settings, cases: list[Case], precision: str = "fp32") -> Rules:
     """The cases, checks and tolerances the current settings call for, for an artifact of `precision`."""
-    return Rules.build(get_task(settings.model_task), cases, tolerance(settings, precision), precision)
+    described = None
+    if settings.regression_set is not None:
+        described = {**regression.describe(settings.regression_set), "min_agreement": settings.regression_min_agreement,
+                     "invariance_sample": settings.regression_invariance_sample}
+    return Rules.build(get_task(settings.model_task), cases, tolerance(settings, precision), precision, described)
 
 
 def validation(settings: Settings, downloaded: Artifact, compiled: Artifact, cases: list[Case], rules: Rules,
@@ -180,6 +185,8 @@ def validation(settings: Settings, downloaded: Artifact, compiled: Artifact, cas
         load_eager=lambda: task.traceable(downloaded.path),
         executables=lambda: CompiledSpec.read(compiled.path).executables(list(compiled.manifest["files"])),
         recorded=recorded,
+        regression_rows=lambda: regression.read_rows(settings.regression_set,
+                                                     model_card(downloaded).get("inference_params", {})),
     )
 
 

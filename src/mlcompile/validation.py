@@ -7,10 +7,11 @@ its recorded results are replayed instead (a warm re-run reuses the stage)."""
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
-from typing import Callable
+from typing import Callable, Iterator
 
-from . import coverage
+from . import coverage, regression
 from .compare import CheckResult
 from .tasks import COVERAGE_CHECK, Case, TaskFamily
 from .spool import ValidationPlan
@@ -29,6 +30,7 @@ class Validation:
         load_eager: Callable[[], Callable],
         executables: Callable[[], list[coverage.Executable]],
         recorded: Verdict | None = None,
+        regression_rows: Callable[[], Iterator[regression.Row]] | None = None,
     ):
         self.task = task
         self.cases = {case.id: case for case in cases}
@@ -39,6 +41,7 @@ class Validation:
         self._load_reference = load_reference
         self._load_eager = load_eager  # the uncompiled module the artifact was compiled from
         self._executables = executables
+        self._regression_rows = regression_rows
         self._results: dict[str, dict[str, CheckResult]] = {}
         self._noted: set[str] = set()
         fresh = Verdict(compiled_content_id, rules)
@@ -75,9 +78,20 @@ class Validation:
             return result
         if check_id == COVERAGE_CHECK:
             return self._coverage()
+        if case_id == regression.REGRESSION_CASE:
+            return self._regression[check]
         if case_id not in self._results:
             self._results[case_id] = self._evaluate(self.cases[case_id])
         return self._results[case_id][check]
+
+    @cached_property
+    def _regression(self) -> dict[str, CheckResult]:
+        """Every regression check, from one batched pass over the set."""
+        described = self.rules.regression
+        sample = described["invariance_sample"]
+        every = math.ceil(described["rows"] / sample) if sample else 0
+        return regression.evaluate(self.task, self._regression_rows(), self.compiled, self.reference, self.tolerance,
+                                   described["min_agreement"], every)
 
     def _coverage(self) -> CheckResult:
         runner = self.compiled.runner

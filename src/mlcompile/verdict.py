@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 
 from . import __version__
 from .artifacts import fingerprint
+from .regression import REGRESSION_CASE
+from .regression import check_names as regression_checks
 from .tasks import COVERAGE_CHECK, Case, TaskFamily, Tolerance, check_ids
 
 PASSED = "passed"
@@ -27,11 +29,17 @@ class Rules:
     checks: tuple[str, ...]  # every `<case>::<check>` the cases call for, the artifact's coverage included
     mlcompile: str = __version__  # the checks' own code
     precision: str = "fp32"  # the artifact's; its tolerances are the ones the project declares for it
+    # the regression set (file, sha256, rows) with its agreement threshold and invariance sample; None: no set
+    regression: dict | None = None
 
     @classmethod
-    def build(cls, task: TaskFamily, cases: list[Case], tolerance: Tolerance, precision: str = "fp32") -> "Rules":
+    def build(cls, task: TaskFamily, cases: list[Case], tolerance: Tolerance, precision: str = "fp32",
+              regression: dict | None = None) -> "Rules":
+        checks = check_ids(task, cases)
+        if regression is not None:
+            checks += [f"{REGRESSION_CASE}::{name}" for name in regression_checks(task)]
         return cls(tolerance.atol, tolerance.rtol, {case.id: case_digest(case) for case in cases},
-                   tuple(check_ids(task, cases)), precision=precision)
+                   tuple(checks), precision=precision, regression=regression)
 
     @property
     def tolerance(self) -> Tolerance:
@@ -43,6 +51,9 @@ class Rules:
     def differences(self, current: "Rules") -> list[str]:
         """How these rules (a verdict's) differ from `current` (what the settings call for now)."""
         found = []
+        if self.regression != current.regression:
+            found.append(f"regression set: {_regression_label(self.regression)} in the verdict, "
+                         f"{_regression_label(current.regression)} now")
         for name in ("precision", "atol", "rtol", "mlcompile"):
             then, now = getattr(self, name), getattr(current, name)
             if then != now:
@@ -65,7 +76,14 @@ class Rules:
     @classmethod
     def from_dict(cls, data: dict) -> "Rules":
         return cls(float(data["atol"]), float(data["rtol"]), dict(data["cases"]), tuple(data["checks"]),
-                   data["mlcompile"], data.get("precision", "fp32"))
+                   data["mlcompile"], data.get("precision", "fp32"), data.get("regression"))
+
+
+def _regression_label(regression: dict | None) -> str:
+    if regression is None:
+        return "none"
+    return (f"{regression['file']} ({regression['rows']} rows, sha256 {regression['sha256'][:12]}, "
+            f"min agreement {regression['min_agreement']:g}, invariance sample {regression['invariance_sample']})")
 
 
 def _some(ids: list[str], limit: int = 8) -> str:
@@ -138,7 +156,22 @@ class Verdict:
             "truncated_cases": truncated,
             "tolerance": {"atol": self.rules.atol, "rtol": self.rules.rtol, "precision": self.rules.precision},
             "coverage": [{k: e.get(k) for k in ("executable", "passed", "cases")} for e in self.coverage],
+            "regression": self.regression_summary(),
         }
+
+    def regression_summary(self) -> dict | None:
+        """The regression set and, per check, its outcome and headline number."""
+        if self.rules.regression is None:
+            return None
+        checks = {}
+        for check_id in self.rules.checks:
+            case, check = check_id.split("::", 1)
+            if case == REGRESSION_CASE:
+                details = self.results.get(check_id, {}).get("details", {})
+                checks[check] = {"outcome": self.outcomes.get(check_id, "not run"),
+                                 **{k: details[k] for k in ("value", "threshold", "largest_difference", "rows",
+                                                           "failed_rows") if k in details}}
+        return {"file": self.rules.regression["file"], "rows": self.rules.regression["rows"], "checks": checks}
 
     def as_dict(self) -> dict:
         return {

@@ -35,11 +35,12 @@ def _paragraphs(topic: str) -> list[str]:
     return found
 
 
-def build_corpus(project: str, seed: int = 0) -> list[dict]:
+def build_corpus(project: str, seed: int = 0, count: int | None = None) -> list[dict]:
     """Documents of the project's lengths, made of consecutive paragraphs."""
     import pydoc_data.topics
 
-    count, shortest, longest = SHAPES[project]
+    default_count, shortest, longest = SHAPES[project]
+    count = count or default_count
     rng = random.Random(seed)
     topics = [_paragraphs(text) for _, text in sorted(pydoc_data.topics.topics.items())]
     topics = [paragraphs for paragraphs in topics if paragraphs]
@@ -66,6 +67,32 @@ def build_corpus(project: str, seed: int = 0) -> list[dict]:
             text = text[: end + 1] if end > len(text) // 2 else text
         documents.append({"id": f"{project}-{len(documents):03d}", "text": text})
     return documents
+
+
+REGRESSION_DIR = CORPUS_DIR.parent / "regression"
+# Rows per project: documentation prose of the project's lengths (another seed than the bench's), and for
+# ner and sentiment as many sentences of the demo's template corpus (seed 1; the demo trains on seed 0).
+REGRESSION_ROWS = {"keywords": (200, 0), "ner": (200, 300), "sentiment": (150, 300)}
+
+
+def build_regression_set(project: str) -> list[dict]:
+    """The project's shipped regression set (`config/regression/<project>.jsonl`)."""
+    from .tasks.corpus import ner_corpus, sentiment_corpus
+
+    prose, templated = REGRESSION_ROWS[project]
+    rows = [{"id": f"docs-{i:03d}", "text": doc["text"]}
+            for i, doc in enumerate(build_corpus(project, seed=1, count=prose))]
+    if project == "ner":
+        rows += [{"id": f"templates-{i:03d}", "text": text} for i, (text, _) in enumerate(ner_corpus(1, templated))]
+    elif project == "sentiment":
+        rows += [{"id": f"templates-{i:03d}", "text": text} for i, (text, _) in enumerate(sentiment_corpus(1, templated))]
+    return rows
+
+
+def write_jsonl(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    return path
 
 
 def write_corpus(project: str, dest: Path = CORPUS_DIR) -> Path:

@@ -1,6 +1,6 @@
 """Stand-ins for the model work of mlcompile.stages (download, compile, the pipelines and the
-validation), so the pipeline plugin's hooks, its spool and the real upload gate and local registry
-run in well under a second. Loaded with `-p mlcompile_fakes`; scripted by environment variables:
+validation, and the MLmodel of a registered version), so the pipeline plugin's hooks, its spool and
+the real upload gate and local registry run in well under a second. Loaded with `-p mlcompile_fakes`; scripted by environment variables:
 
 FAKE_FAILING          comma-separated check ids that fail
 FAKE_COMPILE_SALT     changes the compiled bytes (a recompiled artifact)
@@ -14,7 +14,7 @@ import os
 import pytest
 import torch
 
-from mlcompile import stages
+from mlcompile import pyfunc, stages
 from mlcompile.artifacts import fingerprint, write_json_atomic
 from mlcompile.batching import TextInfo
 from mlcompile.cases import Case
@@ -105,6 +105,8 @@ def pytest_configure(config):
     patch = pytest.MonkeyPatch()
     for name, fake in FAKES.items():
         patch.setattr(stages, name, fake)
+    # the fake artifact is no model: no MLmodel for it (and no mlflow import inside pytester's run)
+    patch.setattr(pyfunc, "write_mlmodel", lambda files, spec, card, examples: called("write MLmodel"))
     config._mlcompile_fakes = patch
 
 

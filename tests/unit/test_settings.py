@@ -216,3 +216,16 @@ def test_unknown_compiler_registry_and_task_kinds_are_each_named(settings_env, m
                      "REGISTRY_TIMEOUT='-1' (environment)", "onnx-int8", "'mlflow'"):
         assert expected in message
     assert message.count("\n  ") == 4
+
+
+def test_a_missing_or_unreadable_regression_set_is_reported(settings_env, monkeypatch):
+    missing = settings_env / "set.jsonl"
+    monkeypatch.setenv("REGRESSION_SET", str(missing))
+    assert f"REGRESSION_SET={str(missing)!r} (environment): file does not exist (empty: validate on the cases " \
+           "file only)" in config_error()
+    text = settings_env / "set.txt"
+    text.write_text("a")
+    monkeypatch.setenv("REGRESSION_SET", str(text))
+    assert "use JSON Lines, CSV or Parquet" in config_error()
+    monkeypatch.setenv("REGRESSION_SET", "")
+    assert load_settings().regression_set is None

@@ -143,6 +143,18 @@ def location(settings) -> str:
     return str(settings.registry_path)
 
 
+def model_uri(settings, version_id: str, lifecycle: str) -> str | None:
+    """Where `mlcompile predict` / `pyfunc.load` (and MLflow) load a registered compiled version from."""
+    if settings.registry == "mlflow":
+        model, number = split_version_id(version_id)
+        return f"models:/{model}@{lifecycle}" if lifecycle != "none" else f"models:/{model}/{number}"
+    if settings.registry == "local":
+        from .local import LocalRegistry
+
+        return str(LocalRegistry(settings.registry_path).version_dir(settings.compiled_project, version_id) / "files")
+    return None  # neptune: download the version's files first
+
+
 def open_registry(settings) -> Registry:
     if settings.registry == "local":
         from .local import LocalRegistry

@@ -96,6 +96,21 @@ class TaskFamily:
         """Write a demo uncompiled model (files under dest) and return its model card."""
         raise NotImplementedError
 
+    # --- agreement over a regression set (mlcompile.regression)
+    agreement_checks: tuple[str, ...]  # aggregate checks of the task outcome, each against a threshold
+
+    def agreement_counts(self, compiled: dict, reference: dict) -> dict[str, float]:
+        """One row's contribution to the set's agreement (summed over rows)."""
+        raise NotImplementedError
+
+    def row_agreement(self, counts: dict[str, float]) -> float:
+        """One row's agreement in [0, 1] (1: the same outcome), for the worst rows."""
+        raise NotImplementedError
+
+    def agreement(self, totals: dict[str, float], rows: int) -> dict[str, tuple[float, str]]:
+        """Each agreement check: its value over the set in [0, 1] and what it measures."""
+        raise NotImplementedError
+
     # --- shared comparison
     def checks(self, case: Case) -> list[str]:
         return [self.outcome_check, *self.tensor_checks, INVARIANCE, *([EXPECTED] if case.expected else [])]

@@ -153,6 +153,21 @@ class KeywordsTask(TaskFamily):
     def outcome(self, prediction: dict) -> list[str]:
         return [word for word, _ in prediction["keywords"]]
 
+    agreement_checks = ("keywords_exact_rate", "keywords_jaccard")
+
+    def agreement_counts(self, compiled: dict, reference: dict) -> dict[str, float]:
+        ours, theirs = self.outcome(compiled), self.outcome(reference)
+        union = set(ours) | set(theirs)
+        return {"exact": float(ours == theirs), "jaccard": len(set(ours) & set(theirs)) / len(union) if union else 1.0}
+
+    def row_agreement(self, counts: dict[str, float]) -> float:
+        return (counts["exact"] + counts["jaccard"]) / 2  # the same words in another order rank above other words
+
+    def agreement(self, totals: dict[str, float], rows: int) -> dict[str, tuple[float, str]]:
+        mean = (lambda key: totals.get(key, 0.0) / rows) if rows else (lambda key: 1.0)
+        return {"keywords_exact_rate": (mean("exact"), "rows with the same keywords in the same order"),
+                "keywords_jaccard": (mean("jaccard"), "mean Jaccard similarity of the keyword sets")}
+
     def tensor(self, check: str, prediction: dict):
         if check == "scores":
             return [score for _, score in prediction["keywords"]]

@@ -59,6 +59,26 @@ class NerTask(ClassificationTask):
     def outcome(self, prediction: dict) -> list:
         return [[e["label"], e["start"], e["end"], e["text"]] for e in prediction["entities"]]
 
+    agreement_checks = ("entity_f1",)
+
+    def agreement_counts(self, compiled: dict, reference: dict) -> dict[str, float]:
+        ours = {tuple(entity) for entity in self.outcome(compiled)}
+        theirs = {tuple(entity) for entity in self.outcome(reference)}
+        return {"tp": len(ours & theirs), "fp": len(ours - theirs), "fn": len(theirs - ours)}
+
+    def row_agreement(self, counts: dict[str, float]) -> float:
+        total = counts["tp"] + counts["fp"] + counts["fn"]
+        return counts["tp"] / total if total else 1.0
+
+    def agreement(self, totals: dict[str, float], rows: int) -> dict[str, tuple[float, str]]:
+        tp, fp, fn = (totals.get(key, 0.0) for key in ("tp", "fp", "fn"))
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        recall = tp / (tp + fn) if tp + fn else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return {"entity_f1": (f1, f"entity-level F1 of the compiled model against the uncompiled one (label, start, "
+                                  f"end, text; precision {precision:.4g}, recall {recall:.4g}: {tp:.0f} entities "
+                                  f"agree, {fp:.0f} only compiled, {fn:.0f} only uncompiled)")}
+
     def tensor(self, check: str, prediction: dict):
         if check == "scores":
             return [e["score"] for e in prediction["entities"]]
