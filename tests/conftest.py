@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -84,8 +85,8 @@ def fake_pipeline(pytester, monkeypatch, settings_env):
     # Imported here, before pytester snapshots sys.modules: imported inside an in-process run (the plugin
     # configures transformers' logging), pytester drops them after it and the next run's re-import fails
     # to find httpx2's package metadata.
-    import huggingface_hub.file_download  # noqa: F401
-    import transformers.utils.logging  # noqa: F401
+    for module in ("huggingface_hub.file_download", "transformers.utils.logging"):
+        importlib.import_module(module)
 
     def pipeline(*args: str, **env: str):
         with monkeypatch.context() as patch:

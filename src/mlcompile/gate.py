@@ -17,6 +17,10 @@ def refusal(verdict: Verdict | None, compiled_content_id: str, rules: Rules) -> 
     if verdict is None:
         return ("upload refused: no validation verdict for this compiled model; run the validate stage first "
                 "(pytest -m validate, or make validate)")
+    shard = (verdict.rules.regression or {}).get("shard")
+    if shard is not None:
+        return (f"upload refused: the verdict covers shard {shard} of the regression set only; upload without "
+                "REGRESSION_SHARD, with every shard's verdict in outputs/validate-shards/, to merge them")
     if verdict.compiled_content_id != compiled_content_id:
         return (f"upload refused: the validation verdict is for another compiled artifact (content id "
                 f"{verdict.compiled_content_id[:12]}, current {compiled_content_id[:12]}); the model was recompiled "

@@ -197,15 +197,21 @@ class _Agreement:
                 worst.add(score, row, record)
 
     def results(self) -> dict[str, CheckResult]:
-        found = {}
-        for check, (value, summary) in self.task.agreement(self.totals, self.rows).items():
-            passed = value >= self.threshold
-            message = (f"{summary} over {self.rows} rows: {value:.4g} "
-                       f"{'>=' if passed else '<'} REGRESSION_MIN_AGREEMENT {self.threshold:g}")
-            found[check] = CheckResult(REGRESSION_CASE, check, passed, message, details={
-                "rows": self.rows, "value": value, "threshold": self.threshold, "totals": self.totals,
-                "worst_rows": self.worst[check].rows()})
-        return found
+        return agreement_results(self.task, self.totals, self.rows, self.threshold,
+                                 {check: worst.rows() for check, worst in self.worst.items()})
+
+
+def agreement_results(task: TaskFamily, totals: dict, rows: int, threshold: float,
+                      worst_rows: dict[str, list[dict]]) -> dict[str, CheckResult]:
+    found = {}
+    for check, (value, summary) in task.agreement(totals, rows).items():
+        passed = value >= threshold
+        message = (f"{summary} over {rows} rows: {value:.4g} "
+                   f"{'>=' if passed else '<'} REGRESSION_MIN_AGREEMENT {threshold:g}")
+        found[check] = CheckResult(REGRESSION_CASE, check, passed, message, details={
+            "rows": rows, "value": value, "threshold": threshold, "totals": totals,
+            "worst_rows": worst_rows[check]})
+    return found
 
 
 class _Invariance:
@@ -238,9 +244,17 @@ def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
         yield chunk
 
 
+def in_shard(rows: Iterator[Row], shard: str | None) -> Iterator[Row]:
+    """The rows of shard `I/N`: those with index % N == I - 1 (every row without a shard)."""
+    if shard is None:
+        return rows
+    index, total = map(int, shard.split("/"))
+    return (row for row in rows if row.index % total == index - 1)
+
+
 def evaluate(task: TaskFamily, rows: Iterator[Row], compiled, reference, tolerance: Tolerance,
              min_agreement: float, invariance_every: int) -> dict[str, CheckResult]:
-    """Every regression check, from one batched pass of both pipelines over the set."""
+    """Every regression check, from one batched pass of both pipelines over the set (or a shard of it)."""
     agreement = _Agreement(task, min_agreement)
     tensors = {check: _TensorCheck(check, tolerance) for check in task.tensor_checks}
     invariance = _Invariance(task, tolerance)
@@ -263,3 +277,43 @@ def evaluate(task: TaskFamily, rows: Iterator[Row], compiled, reference, toleran
                     invariance.add(row, compiled.predict(row.text, params), ours)
     return {**agreement.results(), **{check: tensor.result() for check, tensor in tensors.items()},
             INVARIANCE: invariance.result()}
+
+
+def _merged_worst(parts: list[dict], key: str) -> list[dict]:
+    rows = [row for part in parts for row in part["details"].get("worst_rows", [])]
+    return sorted(rows, key=lambda row: (row.get(key, 0.0), row["row"]))[:WORST_ROWS]
+
+
+def merge(task: TaskFamily, check: str, parts: list[dict], threshold: float, tolerance: Tolerance) -> CheckResult:
+    """One regression check over the whole set from its shards' results (as verdicts store them): the
+    agreement from the summed counts, tensors and invariance from summed rows, the worst rows overall."""
+    details = [part["details"] for part in parts]
+    rows = sum(d["rows"] for d in details)
+    if check in task.agreement_checks:
+        totals: dict[str, float] = {}
+        for d in details:
+            for key, value in d["totals"].items():
+                totals[key] = totals.get(key, 0.0) + value
+        worst = {name: _merged_worst(parts, "agreement") for name in task.agreement_checks}
+        return agreement_results(task, totals, rows, threshold, worst)[check]
+    failed = sum(d.get("failed_rows", 0) for d in details)
+    if check == INVARIANCE:
+        message = (f"{rows - failed} of {rows} sampled rows predict the same alone as inside a batch of the set "
+                   f"(length-sorted, padded with their neighbours)")
+        return CheckResult(REGRESSION_CASE, check, failed == 0, message, details={
+            "rows": rows, "failed_rows": failed, "worst_rows": _merged_worst(parts, "margin")})
+    tight = min((part for part in parts if part.get("margin") is not None), key=lambda part: part["margin"], default=None)
+    largest = max((d["largest_difference"] for d in details), default=0.0)
+    not_comparable = sum(d.get("not_comparable", 0) for d in details)
+    counts = [sum(column) for column in zip(*(d["histogram"]["counts"] for d in details))]
+    message = (f"{rows - failed} of {rows} rows within atol {tolerance.atol:g}, rtol {tolerance.rtol:g}; "
+               f"largest |diff| {largest:.3g}")
+    if tight is not None:
+        message += "; nearest its tolerance: " + tight["message"].split("; nearest its tolerance: ", 1)[-1]
+    if not_comparable:
+        message += f"; {not_comparable} rows not comparable (their outcomes differ)"
+    return CheckResult(REGRESSION_CASE, check, failed == 0, message, tight and tight["observed"],
+                       tight and tight["allowed"], tight and tight["margin"],
+                       {"rows": rows, "failed_rows": failed, "not_comparable": not_comparable,
+                        "largest_difference": largest, "worst_rows": _merged_worst(parts, "margin"),
+                        "histogram": {"bins": HISTOGRAM_LABELS, "counts": counts}})

@@ -89,12 +89,25 @@ class Settings(BaseSettings):
     regression_set: Path | None = None
     regression_min_agreement: float = Field(1.0, ge=0, le=1)  # task agreement over the set (1: every row)
     regression_invariance_sample: int = Field(16, ge=0)  # rows probed alone against in-batch (0: none)
+    # I/N: validate the set's rows with index % N == I - 1 and publish a partial verdict (CI's matrix); the
+    # upload merges all N (outputs/validate-shards/) and registers only when every one is there and passed
+    regression_shard: str | None = None
     torch_threads: PositiveInt | None = None
 
-    @field_validator("regression_set", mode="before")
+    @field_validator("regression_set", "regression_shard", mode="before")
     @classmethod
     def _empty_is_none(cls, value):
         return None if value in ("", None) else value
+
+    @field_validator("regression_shard")
+    @classmethod
+    def _shard(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        index, _, total = value.partition("/")
+        if not (index.isdigit() and total.isdigit() and 1 <= int(index) <= int(total)):
+            raise ValueError("must be I/N with 1 <= I <= N, e.g. 2/3 (the second of three shards)")
+        return f"{int(index)}/{int(total)}"
 
     @field_validator("sequence_lengths", "precisions", mode="before")
     @classmethod

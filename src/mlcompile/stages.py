@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from . import cases as case_files
-from . import regression
+from . import regression, shards
 from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomic
 from .cases import Case
 from .compiled import CompiledSpec, compile_shapes, load_runner
@@ -170,6 +170,8 @@ def rules_for(settings: Settings, cases: list[Case], precision: str = "fp32") ->
     if settings.regression_set is not None:
         described = {**regression.describe(settings.regression_set), "min_agreement": settings.regression_min_agreement,
                      "invariance_sample": settings.regression_invariance_sample}
+        if settings.regression_shard:
+            described["shard"] = settings.regression_shard
     return Rules.build(get_task(settings.model_task), cases, tolerance(settings, precision), precision, described)
 
 
@@ -202,14 +204,31 @@ def publish_validation(settings: Settings, verdict: Verdict, pytest_report: Path
         return verdict.summary()
 
     # A new validation run is new evidence: always publish it.
-    return stage(settings, "validate").publish(
+    return validate_stage(settings).publish(
         verdict.validate_fingerprint, build, {"compiled": verdict.compiled_content_id, "rules": verdict.rules.as_dict()}
     )
 
 
+def validate_stage(settings: Settings) -> Stage:
+    """outputs/validate, or a shard's outputs/validate-shards/<I>-of-<N> (REGRESSION_SHARD)."""
+    if settings.regression_shard:
+        return shards.shard_stage(settings.outputs_dir, settings.regression_shard)
+    return stage(settings, "validate")
+
+
+def upload_verdict(settings: Settings) -> Verdict | None:
+    """The verdict an upload without validate tests is gated on: the shards' verdicts merged when
+    outputs/validate-shards/ holds any (UploadRefused naming a missing, duplicated, failed or foreign
+    shard), else the published verdict."""
+    found = [] if settings.regression_shard else shards.published_shards(settings.outputs_dir)
+    if found:
+        return shards.merged(settings.model_task, found, tolerance(settings))
+    return published_verdict(settings)
+
+
 def published_verdict(settings: Settings) -> Verdict | None:
     """The verdict of an earlier validate run, if its artifact verifies and this mlcompile reads it."""
-    target = stage(settings, "validate")
+    target = validate_stage(settings)
     if target.problem() is not None:
         return None
     try:

@@ -90,7 +90,8 @@ class Validation:
         described = self.rules.regression
         sample = described["invariance_sample"]
         every = math.ceil(described["rows"] / sample) if sample else 0
-        return regression.evaluate(self.task, self._regression_rows(), self.compiled, self.reference, self.tolerance,
+        rows = regression.in_shard(self._regression_rows(), described.get("shard"))
+        return regression.evaluate(self.task, rows, self.compiled, self.reference, self.tolerance,
                                    described["min_agreement"], every)
 
     def _coverage(self) -> CheckResult:

@@ -148,3 +148,83 @@ def test_a_verdict_is_bound_to_the_set_and_its_thresholds(tmp_path):
     assert Rules.from_dict(rules.as_dict()) == rules
     write_rows(tmp_path, ROWS[:2])  # the set changed
     assert describe(path)["sha256"] != described["sha256"]
+
+
+def sentiment_set(tmp_path):
+    texts = [f"review number {i} " + "word " * i for i in range(12)]
+    path = write_rows(tmp_path, [{"id": f"r{i}", "text": t} for i, t in enumerate(texts)])
+    ours = {t: sentiment("POSITIVE", 0.9 + 1e-6 * i) for i, t in enumerate(texts)}
+    ours[texts[3]], ours[texts[8]] = sentiment("NEGATIVE", 0.4), sentiment("POSITIVE", 0.95)
+    return path, Fake(ours), Fake({t: sentiment("POSITIVE", 0.9) for t in texts})
+
+
+def test_shards_merged_give_the_whole_sets_checks(tmp_path):
+    from mlcompile.regression import in_shard, merge
+
+    path, compiled, reference = sentiment_set(tmp_path)
+    task = get_task("sentiment")
+    whole = evaluate(task, read_rows(path, {}), compiled, reference, TOLERANCE, 0.95, 4)
+    parts = [evaluate(task, in_shard(read_rows(path, {}), f"{i}/3"), compiled, reference, TOLERANCE, 0.95, 4)
+             for i in (1, 2, 3)]
+    assert [p["probabilities"].details["rows"] for p in parts] == [4, 4, 4]
+    for check, full in whole.items():
+        merged = merge(task, check, [p[check].as_dict() for p in parts], 0.95, TOLERANCE)
+        assert merged.passed == full.passed and merged.details["rows"] == full.details["rows"], check
+        assert [r["id"] for r in merged.details["worst_rows"]] == [r["id"] for r in full.details["worst_rows"]], check
+        for key in ("value", "failed_rows", "largest_difference", "histogram"):
+            assert merged.details.get(key) == full.details.get(key), (check, key)
+        assert merged.margin == full.margin, check
+    assert not whole["label_agreement"].passed  # 11 of 12 < 0.95 over the set; shards 2 and 3 agree fully
+    assert [p["label_agreement"].passed for p in parts] == [False, True, True]
+
+
+def shard_verdict(shard: str | None, content: str = "artifact", passed: bool = True, min_agreement: float = 1.0):
+    from mlcompile.verdict import Verdict
+
+    described = {"file": "set.jsonl", "sha256": "s", "rows": 2, "min_agreement": min_agreement,
+                 "invariance_sample": 0, **({"shard": shard} if shard else {})}
+    rules = Rules.build(get_task("sentiment"), [], TOLERANCE, regression=described)
+    part = {"label_agreement": {"rows": 1, "value": 1.0, "threshold": 1.0, "totals": {"same": 1.0}, "worst_rows": []},
+            "probabilities": {"rows": 1, "failed_rows": 0, "not_comparable": 0, "largest_difference": 1e-6,
+                              "worst_rows": [], "histogram": {"bins": [], "counts": [0, 0, 0, 1]}},
+            "invariance": {"rows": 0, "failed_rows": 0, "worst_rows": []}}
+    results = {c: {"case": c.split("::")[0], "check": c.split("::")[1], "passed": True, "message": "m",
+                   "observed": None, "allowed": None, "margin": None, "details": part.get(c.split("::")[1], {})}
+               for c in rules.checks}
+    outcomes = {c: "passed" for c in rules.checks}
+    if not passed:
+        outcomes["regression-set::label_agreement"] = "failed"
+    return Verdict(content, rules, outcomes, results, {})
+
+
+@pytest.mark.parametrize("shards, reason", [
+    ([("1-of-2", shard_verdict("1/2"))], "missing shard 2/2 of 2"),
+    ([("1-of-2", shard_verdict("1/2")), ("copy", shard_verdict("1/2")), ("2-of-2", shard_verdict("2/2"))],
+     "shard 1/2 twice: 1-of-2 and copy"),
+    ([("1-of-2", shard_verdict("1/2")), ("2-of-2", shard_verdict("2/2", passed=False))],
+     "shard 2/2 (2-of-2) did not pass: regression-set::label_agreement: failed"),
+    ([("1-of-2", shard_verdict("1/2")), ("2-of-2", shard_verdict("2/2", content="other"))],
+     "shard 2/2 (2-of-2) validated another compiled artifact"),
+    ([("1-of-2", shard_verdict("1/2")), ("2-of-2", shard_verdict("2/2", min_agreement=0.9))],
+     "shard 2/2 (2-of-2) ran under other rules: regression set:"),
+    ([("whole", shard_verdict(None))], "whole: not a shard's verdict"),
+])
+def test_a_missing_duplicated_failed_or_foreign_shard_refuses_the_merge(shards, reason):
+    from mlcompile.errors import UploadRefused
+    from mlcompile.shards import merged
+
+    with pytest.raises(UploadRefused) as refused:
+        merged("sentiment", shards, TOLERANCE)
+    assert reason in str(refused.value)
+
+
+def test_every_shard_there_and_passed_merges_into_a_verdict_the_gate_takes_and_a_shard_alone_it_refuses():
+    from mlcompile.gate import refusal
+    from mlcompile.shards import merged
+
+    whole = merged("sentiment", [("2-of-2", shard_verdict("2/2")), ("1-of-2", shard_verdict("1/2"))], TOLERANCE)
+    current = shard_verdict(None).rules  # what the upload job's settings call for: no shard
+    assert whole.rules == current and whole.passed and refusal(whole, "artifact", current) is None
+    assert whole.results["regression-set::label_agreement"]["details"]["rows"] == 2
+    alone = shard_verdict("1/2")
+    assert "covers shard 1/2 of the regression set only" in refusal(alone, "artifact", alone.rules)

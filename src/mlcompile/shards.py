@@ -1,0 +1,89 @@
+"""A regression set validated in shards (REGRESSION_SHARD=I/N, one CI job each): where each shard's
+partial verdict is published, and their merge into one verdict for the upload, refused with the reason
+when a shard is missing, appears twice, failed or belongs to another artifact or other rules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from .artifacts import Stage, read_json
+from .errors import UploadRefused
+from .regression import REGRESSION_CASE, merge
+from .tasks import get_task
+from .verdict import PASSED, Verdict
+
+SHARDS_DIR = "validate-shards"  # outputs/validate-shards/<I>-of-<N>/: a stage per shard
+VERDICT_FILE = "verdict.json"
+
+
+def shard_stage(outputs: Path, shard: str) -> Stage:
+    index, total = shard.split("/")
+    return Stage(Path(outputs) / SHARDS_DIR, f"{index}-of-{total}")
+
+
+def shard_of(verdict: Verdict) -> str | None:
+    return (verdict.rules.regression or {}).get("shard")
+
+
+def without_shard(verdict: Verdict):
+    return replace(verdict.rules, regression={k: v for k, v in verdict.rules.regression.items() if k != "shard"})
+
+
+def published_shards(outputs: Path) -> list[tuple[str, Verdict]]:
+    """Every shard verdict under outputs/validate-shards (as CI's upload job gathers them), by folder."""
+    root = Path(outputs) / SHARDS_DIR
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        stage = Stage(root, folder.name)
+        problem = stage.problem()
+        if problem is not None:
+            raise UploadRefused(f"shard verdict {folder}: {problem}")
+        found.append((folder.name, Verdict.from_dict(read_json(folder / VERDICT_FILE))))
+    return found
+
+
+def merged(task_name: str, shards: list[tuple[str, Verdict]], tolerance) -> Verdict:
+    """One verdict over the whole set from every shard's; UploadRefused naming each reason it cannot be."""
+    problems, by_shard = [], {}
+    for folder, verdict in shards:
+        shard = shard_of(verdict)
+        if shard is None:
+            problems.append(f"{folder}: not a shard's verdict (no REGRESSION_SHARD)")
+        elif shard in by_shard:
+            problems.append(f"shard {shard} twice: {by_shard[shard][0]} and {folder}")
+        else:
+            by_shard[shard] = (folder, verdict)
+    if not by_shard:
+        raise UploadRefused("no shard verdicts to merge" + (": " + "; ".join(problems) if problems else ""))
+    totals = sorted({shard.split("/")[1] for shard in by_shard}, key=int)
+    if len(totals) > 1:
+        problems.append(f"shards of different splits: {', '.join(sorted(by_shard))}")
+    total = int(totals[-1])
+    missing = [f"{i}/{total}" for i in range(1, total + 1) if f"{i}/{total}" not in by_shard]
+    if missing:
+        problems.append(f"missing shard{'s' if len(missing) > 1 else ''} {', '.join(missing)} of {total}")
+    _, first = by_shard[min(by_shard, key=lambda s: int(s.split("/")[0]))]
+    for shard, (folder, verdict) in sorted(by_shard.items()):
+        if verdict.compiled_content_id != first.compiled_content_id:
+            problems.append(f"shard {shard} ({folder}) validated another compiled artifact "
+                            f"({verdict.compiled_content_id[:12]}, not {first.compiled_content_id[:12]})")
+        elif without_shard(verdict) != without_shard(first):
+            problems.append(f"shard {shard} ({folder}) ran under other rules: "
+                            + "; ".join(verdict.rules.differences(first.rules)))
+        elif not verdict.passed:
+            problems.append(f"shard {shard} ({folder}) did not pass: " + "; ".join(verdict.problems(limit=3)))
+    if problems:
+        raise UploadRefused("the shards' verdicts cannot be merged:\n  " + "\n  ".join(problems))
+    task, rules = get_task(task_name), without_shard(first)
+    verdicts = [verdict for _, verdict in by_shard.values()]
+    results, outcomes = dict(first.results), dict(first.outcomes)
+    for check_id in rules.checks:
+        case, check = check_id.split("::", 1)
+        if case == REGRESSION_CASE:
+            result = merge(task, check, [v.results[check_id] for v in verdicts], rules.regression["min_agreement"],
+                           tolerance)
+            results[check_id] = result.as_dict()
+            outcomes[check_id] = PASSED if result.passed else "failed"
+    return Verdict(first.compiled_content_id, rules, outcomes, results,
+                   {c: m for c, m in first.messages.items() if outcomes.get(c) != PASSED})
