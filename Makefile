@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 2
 
 .PHONY: install deps seed run download compile validate upload test test-unit test-integration test-functional \
-        list bench bench-overhead mlflow-server clean help lock test-neuron-profile lint
+        list bench bench-overhead bench-growth mlflow-server clean help lock test-neuron-profile lint
 
 help:
 	@echo "make install | run | test | lint | bench | mlflow-server | seed | download | compile | validate | upload | list | clean"
@@ -147,6 +147,11 @@ bench: seed
 # The pytest pipeline cold and warm against the same steps as a plain script (PROJECT=...).
 bench-overhead: seed
 	$(MLCOMPILE) bench --overhead
+
+# The validate stage as the regression set grows to 100, 1,000 and 10,000 rows (PROJECT=..., SIZES=...).
+SIZES ?= 100,1000,10000
+bench-growth: seed
+	$(MLCOMPILE) bench --growth --sizes $(SIZES)
 
 # Real linters on the container and CI files (no Docker engine needed); `make test` runs them too.
 LINT_DOCKERFILES ?= Dockerfile

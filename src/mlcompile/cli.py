@@ -66,6 +66,11 @@ def _bench(args) -> int:
     if args.overhead:
         overhead.run(load_settings())
         return 0
+    if args.growth:
+        from . import growth
+
+        growth.run(load_settings(), [int(size) for size in args.sizes.split(",")])
+        return 0
     chosen = [name for name in (args.variants or "").split(",") if name]
     bench.run(load_settings(), chosen or None, repeat=args.repeat, corpus_size=args.corpus_size)
     return 0
@@ -131,6 +136,9 @@ def command_line() -> argparse.ArgumentParser:
     bench.add_argument("--corpus-size", type=int, help="use the corpus's first N documents (default: all)")
     bench.add_argument("--overhead", action="store_true", help="instead: the pytest pipeline cold and warm against "
                                                               "the same steps as a plain script")
+    bench.add_argument("--growth", action="store_true", help="instead: the validate stage (-n 1 and -n 2) against the "
+                                                             "plain pipelines as the regression set grows")
+    bench.add_argument("--sizes", default="100,1000,10000", help="rows of the grown regression set (--growth)")
     bench.set_defaults(func=_bench)
     predict = sub.add_parser("predict", help="predict with a compiled version: outputs/compile, a registered "
                                              "version's directory or files, or an MLflow models:/ URI")

@@ -228,3 +228,11 @@ def test_every_shard_there_and_passed_merges_into_a_verdict_the_gate_takes_and_a
     assert whole.results["regression-set::label_agreement"]["details"]["rows"] == 2
     alone = shard_verdict("1/2")
     assert "covers shard 1/2 of the regression set only" in refusal(alone, "artifact", alone.rules)
+
+
+def test_the_growth_bench_repeats_the_set_to_any_size_with_unique_ids(tmp_path):
+    from mlcompile.growth import synthesize
+
+    grown = list(read_rows(synthesize(write_rows(tmp_path, ROWS), 7, tmp_path / "grown.jsonl"), {}))
+    assert [row.text for row in grown] == [ROWS[i % 3]["text"] for i in range(7)]
+    assert len({row.id for row in grown}) == 7 and grown[4].id == "b-r1"
