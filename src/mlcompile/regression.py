@@ -182,7 +182,7 @@ class _Agreement:
         self.task, self.threshold = task, threshold
         self.rows = 0
         self.totals: dict[str, float] = {}
-        self.worst = {check: _Worst() for check in task.agreement_checks}
+        self.worst = _Worst()  # the same rows for every agreement check of the task
 
     def add(self, row: Row, compiled: dict, reference: dict):
         self.rows += 1
@@ -193,12 +193,11 @@ class _Agreement:
         if score < 1.0:
             record = {"agreement": score, "compiled": self.task.outcome(compiled),
                       "reference": self.task.outcome(reference)}
-            for worst in self.worst.values():
-                worst.add(score, row, record)
+            self.worst.add(score, row, record)
 
     def results(self) -> dict[str, CheckResult]:
         return agreement_results(self.task, self.totals, self.rows, self.threshold,
-                                 {check: worst.rows() for check, worst in self.worst.items()})
+                                 {check: self.worst.rows() for check in self.task.agreement_checks})
 
 
 def agreement_results(task: TaskFamily, totals: dict, rows: int, threshold: float,

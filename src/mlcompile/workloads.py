@@ -96,10 +96,7 @@ def write_jsonl(rows: list[dict], path: Path) -> Path:
 
 
 def write_corpus(project: str, dest: Path = CORPUS_DIR) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    path = dest / f"{project}.jsonl"
-    path.write_text("".join(json.dumps(doc, ensure_ascii=False) + "\n" for doc in build_corpus(project)))
-    return path
+    return write_jsonl(build_corpus(project), dest / f"{project}.jsonl")
 
 
 def read_corpus(project: str, root: Path = CORPUS_DIR) -> list[str]:
