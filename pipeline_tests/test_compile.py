@@ -10,17 +10,23 @@ from mlcompile.compiled import CompiledSpec
 pytestmark = pytest.mark.compile
 
 
-def test_compiled_at_the_requested_shapes_from_the_requested_version(settings, compiled):
+@pytest.fixture(scope="module")
+def lengths(settings, downloaded) -> list[int]:
+    """SEQUENCE_LENGTHS, or the lengths chosen from the downloaded model."""
+    return stages.compile_lengths(settings, downloaded)
+
+
+def test_compiled_at_the_requested_shapes_from_the_downloaded_version(settings, downloaded, compiled, lengths):
     spec = CompiledSpec.read(compiled.path)
-    assert spec.source_version == settings.uncompiled_with_id
+    assert spec.source_version == downloaded.info["version_id"]
     assert spec.candidate == settings.compiler or settings.compiler == "auto"
     assert spec.batch_size == settings.batch_size
-    assert spec.lengths == (settings.sequence_lengths[-1:] if spec.dynamic_shapes else settings.sequence_lengths)
+    assert spec.lengths == (lengths[-1:] if spec.dynamic_shapes else lengths)
 
 
-def test_compiled_model_loads_and_runs_within_its_lengths(settings, compiled, cases):
+def test_compiled_model_loads_and_runs_within_its_lengths(settings, compiled, cases, lengths):
     # the compiled model alone: the task pipeline around it is the validate stage's
     longest = max(cases, key=lambda case: len(case.text))
     (output,), (info,) = stages.load_runner(compiled.path, settings).run([longest.text])
-    assert info.kept <= settings.sequence_lengths[-1] and info.bucket <= settings.sequence_lengths[-1]
+    assert info.kept <= lengths[-1] and info.bucket <= lengths[-1]
     assert output.isfinite().all()

@@ -8,10 +8,10 @@ import pytest
 pytestmark = pytest.mark.upload
 
 
-def test_upload_registers_validated_version_with_lineage(uploader, settings, registry, compiled):
+def test_upload_registers_validated_version_with_lineage(uploader, settings, registry, downloaded, compiled):
     uploaded = uploader.register()
     version = registry.get_version(settings.compiled_project, uploaded.info["version_id"])
     assert version.fingerprint == compiled.content_id
-    assert version.card["lineage"]["uncompiled_version"] == settings.uncompiled_with_id
+    assert version.card["lineage"]["uncompiled_version"] == downloaded.info["version_id"]
     assert version.card["validation"]["passed"] is True
     assert "validation/report.html" in version.files

@@ -82,8 +82,7 @@ class BucketedRunner:
 
     def _pad(self, rows: list[list[int]], length: int) -> tuple[torch.Tensor, torch.Tensor]:
         pad_id = self.tokenizer.pad_token_id or 0
-        filler = [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]
-        filler = [t for t in filler if t is not None] or [pad_id]
+        filler = boundary_ids(self.tokenizer) or [pad_id]
         if not self.dynamic and not (len(rows) == 1 and length in self.single):
             rows = rows + [filler] * (self.batch_size - len(rows))  # static batch dimension
         ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
@@ -155,18 +154,28 @@ class BucketedRunner:
         return outputs, served  # type: ignore[return-value]
 
 
+def boundary_ids(tokenizer) -> list[int]:
+    """The ids a tokenizer puts around a text: CLS and SEP (BERT), or BOS and EOS (<s>, </s>)."""
+    first = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    last = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    return [t for t in (first, last) if t is not None]
+
+
 def example_inputs(tokenizer, batch_size: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Trace inputs of shape (batch_size, length) with real tokens and padding in every row,
     so no 'mask is all ones' shortcut is baked into a traced graph."""
     if length < 3:
         raise ValueError(f"sequence length {length} is too short; compile lengths of at least 3 tokens")
-    vocab_ids = [i for i in range(1000, 1000 + length)]
+    special = set(tokenizer.all_special_ids)
+    words = [i for i in range(len(tokenizer)) if i not in special]  # a small vocabulary too (tiny models)
+    start = min(1000, len(words) // 2)
+    vocab_ids = [words[start + i % (len(words) - start)] for i in range(length)]
     ids = torch.full((batch_size, length), tokenizer.pad_token_id or 0, dtype=torch.long)
     mask = torch.zeros((batch_size, length), dtype=torch.long)
+    bounds = boundary_ids(tokenizer)
     for row in range(batch_size):
         n = max(2, length - 1 - row % max(1, length - 2))
-        body = vocab_ids[: n - 2]
-        tokens = [tokenizer.cls_token_id, *body, tokenizer.sep_token_id]
+        tokens = bounds[:1] + vocab_ids[: n - len(bounds)] + bounds[1:]
         ids[row, :n] = torch.tensor(tokens, dtype=torch.long)
         mask[row, :n] = 1
     return ids, mask

@@ -23,7 +23,6 @@ from .artifacts import write_json_atomic, write_text_atomic
 from .compiled import CompiledSpec
 from .compilers import CPU_BACKENDS, PRECISIONS, bf16_supported, get_compiler, label
 from .settings import Settings
-from .tasks import get_task
 
 UNCOMPILED = "uncompiled"
 REFERENCE_APPROACH = "reference-approach"
@@ -121,8 +120,8 @@ def run(settings: Settings, only: list[str] | None = None, repeat: int = 3, corp
     threads = settings.torch_threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     root = Path(settings.outputs_dir) / "bench"
-    task = get_task(settings.model_task)
     downloaded = stages.download(settings)
+    task = stages.task_of(downloaded)
     cases = stages.load_cases(settings, downloaded)
     corpus = workloads.read_corpus(settings.project)[:corpus_size]
     max_length = task.max_length(downloaded.path)

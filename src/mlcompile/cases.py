@@ -12,6 +12,9 @@ from .errors import ConfigError
 
 # Where a registered uncompiled version keeps its test files (written by `mlcompile seed`).
 TEST_FILES = {"inputs": "tests/inputs.json", "params": "tests/params.json", "predictions": "tests/predictions.json"}
+# The texts an MLflow version was logged with (its input example), written at download: cases without
+# a stored prediction.
+INPUT_EXAMPLE = "tests/input_example.json"
 ARTIFACT_CASE = "compiled-artifact"  # the id the compiled artifact's own checks use, never a case's
 
 
@@ -48,9 +51,27 @@ def stored_cases(model_dir: Path, card_params: dict) -> list[Case]:
                  "registry") for item in read_json(inputs_file)]
 
 
+def input_example_cases(model_dir: Path, card_params: dict) -> list[Case]:
+    """The texts of the version's input example, if it was logged with one."""
+    path = model_dir / INPUT_EXAMPLE
+    texts = read_json(path) if path.is_file() else []
+    return [Case(f"input-example-{i}", text, dict(card_params), None, "input example") for i, text in
+            enumerate(texts, 1)]
+
+
+def evidence(cases: list[Case]) -> dict[str, int]:
+    """How many cases each kind of evidence gave: stored predictions (the `expected` check), the
+    version's stored inputs, its input example and the cases file."""
+    return {"stored_predictions": sum(1 for case in cases if case.expected),
+            "stored_inputs": sum(1 for case in cases if case.source == "registry"),
+            "input_example": sum(1 for case in cases if case.source == "input example"),
+            "cases_file": sum(1 for case in cases if case.source not in ("registry", "input example"))}
+
+
 def load_cases(model_dir: Path, card_params: dict, cases_file: Path) -> list[Case]:
-    """The stored cases of the downloaded version in `model_dir`, then those of `cases_file`."""
-    cases = stored_cases(model_dir, card_params)
+    """The stored cases of the downloaded version in `model_dir` (its test inputs, else its input
+    example), then those of `cases_file`."""
+    cases = stored_cases(model_dir, card_params) or input_example_cases(model_dir, card_params)
     for item in read_cases_file(cases_file):
         if item["id"] == ARTIFACT_CASE:
             raise ConfigError(f"CASES_FILE={str(cases_file)!r}: case id {item['id']!r} is reserved for the "

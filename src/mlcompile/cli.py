@@ -11,7 +11,7 @@ import os
 import sys
 
 from .errors import ConfigError, MlcompileError, exit_code_table
-from .settings import STAGES, load_settings
+from .settings import STAGES, TASK_CHOICES, load_settings
 
 
 def _run(args) -> int:
@@ -46,6 +46,22 @@ def _seed(args) -> int:
     what = "registered" if created else "already registered (same content)"
     print(f"{what}: {version.version_id} in project {version.project!r} of the {settings.registry} registry "
           f"at {location(settings)}")
+    return 0
+
+
+def _import(args) -> int:
+    from transformers.utils import logging as hf_logging
+
+    from .registry import location
+    from .sources.directory import import_directory
+
+    hf_logging.disable_progress_bar()
+    settings = load_settings()
+    version, created = import_directory(settings, args.path, args.task)
+    what = "registered" if created else "already registered (the same files)"
+    print(f"{what}: {version.version_id} ({version.card['task']}, {version.card['architecture']}) in project "
+          f"{version.project!r} of the {settings.registry} registry at {location(settings)}; compile it with "
+          f"UNCOMPILED_WITH_ID={version.version_id} mlcompile run")
     return 0
 
 
@@ -128,6 +144,13 @@ def command_line() -> argparse.ArgumentParser:
     seed.add_argument("--if-missing", action="store_true", help="do nothing when UNCOMPILED_WITH_ID is in the "
                                                                "registry already (make run, compose's compile-seed)")
     seed.set_defaults(func=_seed)
+    imports = sub.add_parser("import", help="register a Hugging Face model directory (save_pretrained or "
+                                            "SentenceTransformer.save) as the next version of UNCOMPILED_MODEL, "
+                                            "with a model card derived from its config")
+    imports.add_argument("path", help="the model directory (it holds config.json)")
+    imports.add_argument("--task", default="auto", choices=TASK_CHOICES,
+                         help="what the model does (default: from its architecture)")
+    imports.set_defaults(func=_import)
     bench = sub.add_parser("bench", help="every variant against the uncompiled pipeline: throughput, latency, "
                                          "load time, size, memory, identical outputs")
     bench.add_argument("--variants", help="comma-separated variants (default: all; the uncompiled pipeline "

@@ -68,6 +68,7 @@ class CompiledSpec(BaseModel):
     tokenizer: str = "tokenizer"
     config: str = "config"
     source_version: str
+    source: dict = {}  # where the uncompiled version is: source_uri, logged_model_id (MLflow 3)
     versions: dict
     selection: Selection | None = None
 

@@ -16,6 +16,8 @@ EXIT_CODES = {
     11: "registry error: unknown model or version, corrupted or incomplete version, unreadable card, "
         "server down, token rejected",
     12: "stage artifact error: a stage output cannot be built, read or verified",
+    13: "unsupported model: a flavor, architecture, task or file layout mlcompile cannot compile "
+        "(the message names what was found and what is supported)",
 }
 
 
@@ -39,6 +41,12 @@ class ArtifactError(MlcompileError):
     """A stage output is missing, incomplete or does not match its manifest."""
 
     exit_code = 12
+
+
+class UnsupportedModel(MlcompileError):
+    """The uncompiled model is of a flavor, architecture or task mlcompile does not compile."""
+
+    exit_code = 13
 
 
 class UploadRefused(MlcompileError):

@@ -26,7 +26,7 @@ def plain_steps(settings: Settings) -> str:
     downloaded = stages.download(settings)
     compiled = stages.compile(settings, downloaded)
     cases = stages.load_cases(settings, downloaded)
-    rules = stages.rules_for(settings, cases, CompiledSpec.read(compiled.path).precision)
+    rules = stages.rules_for(settings, stages.task_of(downloaded), cases, CompiledSpec.read(compiled.path).precision)
     validation = stages.validation(settings, downloaded, compiled, cases, rules)
     verdict = Verdict(compiled.content_id, rules)
     for check_id in rules.checks:

@@ -22,6 +22,8 @@ def lineage(settings: Settings, compiled: Artifact, spec: CompiledSpec, verdict:
     return {
         "uncompiled_project": settings.uncompiled_project,
         "uncompiled_version": spec.source_version,
+        "uncompiled_source_uri": spec.source.get("source_uri"),
+        "uncompiled_logged_model_id": spec.source.get("logged_model_id"),
         "compiled_content_id": compiled.content_id,
         "validate_fingerprint": verdict.validate_fingerprint,
         "compiler": spec.backend,
@@ -42,7 +44,8 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
     lifecycle = settings.compiled_lifecycle
     uri = f"models:/{settings.compiled_model}" + (f"@{lifecycle}" if lifecycle != "none" else "/VERSION")
     description = (
-        f"{settings.compiled_model} compiled from {spec.source_version} ({settings.uncompiled_project}) by "
+        f"{settings.compiled_model} compiled from {spec.source_version} "
+        f"({spec.source.get('source_uri') or settings.uncompiled_project}) by "
         f"{spec.candidate} at sequence lengths {', '.join(map(str, spec.lengths))}, batch {spec.batch_size}. "
         f"Validated against the uncompiled model before registering: {passed} of {summary['checks']} checks passed "
         f"over {summary['cases']} cases (atol {verdict.rules.atol}, rtol {verdict.rules.rtol})"

@@ -123,6 +123,11 @@ def _short(value, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def evidence_list(rules) -> str:
+    """What the validation compared against (stored predictions, cases, regression set)."""
+    return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in rules.evidence_lines()) + "</ul>"
+
+
 def render_html(verdict: Verdict, title: str, lineage: dict) -> str:
     """A self-contained page: verdict, lineage and one row per check."""
     summary = verdict.summary()
@@ -156,6 +161,8 @@ Smallest margin to tolerance: {html.escape(str(summary['smallest_margin']))}.
 Truncated inputs: {html.escape(', '.join(summary['truncated_cases']) or 'none')}.
 Precision: {html.escape(verdict.rules.precision)}; tolerance: atol {verdict.rules.atol:g}, rtol {verdict.rules.rtol:g}.</p>
 <table>{lineage_rows}</table>
+<h2>Evidence</h2>
+{evidence_list(verdict.rules)}
 <h2>Coverage of the compiled artifact</h2>
 {coverage_table(verdict.coverage)}
 {('<h2>Regression set</h2>' + regression_section(verdict)) if verdict.rules.regression else ''}

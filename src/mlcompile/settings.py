@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from dotenv import dotenv_values
 from pydantic import Field, PositiveInt, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
+from .registry import MODEL_NAME
 
 STAGES = ("download", "compile", "validate", "upload")
 # The reference implementation's switches, mapped onto the stage markers.
@@ -24,6 +25,11 @@ STAGE_SWITCHES = {
     "validate": "COMPILE_PIPELINE_EXECUTION_TEST",
     "upload": "COMPILE_PIPELINE_EXECUTION_UPLOAD",
 }
+
+
+# What MODEL_TASK may be: auto, or a task family (mlcompile.tasks.TASKS).
+TaskChoice = Literal["auto", "text-classification", "token-classification", "sentence-embeddings", "keywords"]
+TASK_CHOICES = get_args(TaskChoice)
 
 
 def _comma_list(value):
@@ -37,7 +43,11 @@ class Settings(BaseSettings):
 
     mlcompile_env: Literal["dev", "prod"] = "dev"
     project: str = "keywords"
-    model_task: Literal["keywords", "ner", "sentiment"] = Field(description="Task family of the project's model.")
+    # What the model does: auto reads it from the version's card, the MLflow flavor's task or the model's
+    # architecture; a task family names it (keywords is an application over sentence embeddings).
+    model_task: TaskChoice = "auto"
+    # How a token-classification pipeline groups tokens into entities (default: the model card's, else simple).
+    aggregation_strategy: Literal["none", "simple", "first", "average", "max"] | None = None
 
     registry: Literal["local", "mlflow", "neptune"] = "local"
     registry_path: Path = Path("registry")  # REGISTRY=local
@@ -62,6 +72,9 @@ class Settings(BaseSettings):
     uncompiled_project: str
     uncompiled_model: str
     uncompiled_with_id: str
+    # A Hugging Face model directory to compile instead of a registry version (what save_pretrained or
+    # SentenceTransformer.save wrote); `mlcompile import PATH` registers one instead.
+    uncompiled_path: Path | None = None
     compiled_project: str
     compiled_model: str
     compiled_lifecycle: Literal["none", "staging", "production", "archived"] = "staging"
@@ -73,8 +86,9 @@ class Settings(BaseSettings):
     compile_pipeline_execution_upload: bool = False
 
     # Compiled sequence lengths (static-shape buckets), ascending. For keywords the smallest
-    # serves candidate words and the largest whole documents.
-    sequence_lengths: Annotated[list[PositiveInt], NoDecode] = [16, 256]
+    # serves candidate words and the largest whole documents. Unset: 32, 128 and the model's maximum
+    # (those below it).
+    sequence_lengths: Annotated[list[PositiveInt] | None, NoDecode] = None
     batch_size: PositiveInt = 8
     atol: float = Field(1e-3, ge=0)
     rtol: float = Field(1e-3, ge=0)
@@ -83,7 +97,8 @@ class Settings(BaseSettings):
     bf16_rtol: float = Field(1e-2, ge=0)
     int8_atol: float = Field(3e-2, ge=0)
     int8_rtol: float = Field(5e-2, ge=0)
-    cases_file: Path
+    # Hand-written edge cases (JSON: id, text, optional params and note); the generic set suits any text model.
+    cases_file: Path = Path("config/cases/generic.json")
     # A regression set (JSON Lines, CSV or Parquet: a `text` column, optional `id` and `params`) validated
     # in batches with aggregate checks; empty: the cases file only.
     regression_set: Path | None = None
@@ -94,7 +109,8 @@ class Settings(BaseSettings):
     regression_shard: str | None = None
     torch_threads: PositiveInt | None = None
 
-    @field_validator("regression_set", "regression_shard", mode="before")
+    @field_validator("regression_set", "regression_shard", "uncompiled_path", "aggregation_strategy",
+                     "sequence_lengths", mode="before")
     @classmethod
     def _empty_is_none(cls, value):
         return None if value in ("", None) else value
@@ -112,7 +128,7 @@ class Settings(BaseSettings):
     @field_validator("sequence_lengths", "precisions", mode="before")
     @classmethod
     def _split_lists(cls, value):
-        return _comma_list(value)
+        return None if value == "" else _comma_list(value)  # empty: unset
 
     @field_validator("precisions")
     @classmethod
@@ -136,9 +152,11 @@ class Settings(BaseSettings):
 
     @field_validator("sequence_lengths")
     @classmethod
-    def _sorted_unique(cls, value: list[int]) -> list[int]:
+    def _sorted_unique(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return None
         if not value:
-            raise ValueError("needs at least one length, e.g. 16,256")
+            raise ValueError("needs at least one length, e.g. 16,256 (or unset it: 32, 128 and the model's maximum)")
         repeated = sorted({length for length in value if value.count(length) > 1})
         if repeated:
             raise ValueError(f"lists {', '.join(map(str, repeated))} more than once; give each length once")
@@ -147,8 +165,9 @@ class Settings(BaseSettings):
     @field_validator("uncompiled_model", "compiled_model")
     @classmethod
     def _model_key(cls, value: str) -> str:
-        if not value or not all(part.isalnum() for part in value.split("-")):
-            raise ValueError("must be a model key of letters, digits and dashes, e.g. KEYWORDS-COMPILED")
+        if not MODEL_NAME.fullmatch(value or ""):
+            raise ValueError("must be a model name of letters, digits, dashes, dots and underscores, starting with "
+                             "a letter or digit, e.g. KEYWORDS-COMPILED or user_sentiment")
         return value
 
     @property
@@ -221,6 +240,10 @@ def load_settings(**overrides) -> Settings:
                 problems.append(f"{var}: not set (looked in {where})")
                 continue
             problems.append(f"{_shown(var, value, source)}: {error['msg']}")
+    if settings is not None and settings.uncompiled_path is not None and not settings.uncompiled_path.is_dir():
+        _, source = _lookup("UNCOMPILED_PATH", environ, files)
+        problems.append(f"UNCOMPILED_PATH={str(settings.uncompiled_path)!r} ({source}): no such directory; give the "
+                        "folder save_pretrained or SentenceTransformer.save wrote (it holds config.json)")
     if settings is not None and not settings.cases_file.is_file():
         _, source = _lookup("CASES_FILE", environ, files)
         problems.append(f"CASES_FILE={str(settings.cases_file)!r} ({source}): file does not exist")

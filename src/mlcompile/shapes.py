@@ -1,4 +1,5 @@
-"""The compiled shapes (SEQUENCE_LENGTHS) checked against the downloaded model, before compiling."""
+"""The compiled lengths: SEQUENCE_LENGTHS checked against the downloaded model before compiling, or,
+unset, chosen from the model's maximum length."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from pathlib import Path
 
 from .settings import Settings, invalid
 from .tasks import TaskFamily
+
+DEFAULT_LENGTHS = (32, 128)  # sentences, short paragraphs; the model's maximum serves the rest
 
 
 def token_limits(task: TaskFamily, model_dir: Path) -> tuple[int, int]:
@@ -17,9 +20,12 @@ def token_limits(task: TaskFamily, model_dir: Path) -> tuple[int, int]:
     return tokenizer.num_special_tokens_to_add(pair=False) + 1, task.max_length(model_dir)
 
 
-def check_lengths(settings: Settings, task: TaskFamily, model_dir: Path) -> None:
-    """ConfigError naming every compiled length the model cannot use."""
+def compiled_lengths(settings: Settings, task: TaskFamily, model_dir: Path) -> list[int]:
+    """SEQUENCE_LENGTHS, or 32, 128 and the model's maximum (those below it); ConfigError naming every
+    length the model cannot use."""
     shortest, longest = token_limits(task, model_dir)
+    if settings.sequence_lengths is None:
+        return sorted({length for length in DEFAULT_LENGTHS if shortest <= length < longest} | {longest})
     problems = []
     short = [n for n in settings.sequence_lengths if n < shortest]
     if short:
@@ -31,3 +37,4 @@ def check_lengths(settings: Settings, task: TaskFamily, model_dir: Path) -> None
                         f"of a text (the model's maximum); use lengths of at most {longest}")
     if problems:
         raise invalid({"SEQUENCE_LENGTHS": problems})
+    return settings.sequence_lengths

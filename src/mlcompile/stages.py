@@ -10,20 +10,21 @@ import shutil
 from pathlib import Path
 
 from . import cases as case_files
-from . import regression, shards
+from . import regression, shards, sources
 from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomic
 from .cases import Case
 from .compiled import CompiledSpec, compile_shapes, load_runner
 from .compiled import load as load_compiled
-from .errors import RegistryError, UploadRefused
+from .errors import UploadRefused
 from .gate import refusal
 from .registration import lineage, register
 from .registry import MODEL_CARD, open_registry
 from .report import render_html
 from .selection import fastest, neuron_skipped, usable_compilers
 from .settings import Settings
-from .shapes import check_lengths
-from .tasks import Tolerance, get_task
+from .shapes import compiled_lengths
+from .sources import open_source
+from .tasks import TaskFamily, Tolerance, get_task
 from .validation import Validation
 from .verdict import Rules, Verdict
 from .versions import library_versions
@@ -31,7 +32,7 @@ from .versions import library_versions
 log = logging.getLogger(__name__)
 VERDICT_FILE = "verdict.json"
 REPORT_FILE = "report.html"
-__all__ = ["download", "compile", "validation", "publish_validation", "published_verdict", "upload",
+__all__ = ["download", "task_of", "compile_lengths", "compile", "validation", "publish_validation", "published_verdict", "upload",
            "load_compiled", "load_runner", "load_reference", "load_cases", "rules_for", "stage"]
 
 
@@ -41,33 +42,40 @@ def stage(settings: Settings, name: str) -> Stage:
 
 # download ---------------------------------------------------------------
 def download(settings: Settings, force: bool = False) -> Artifact:
-    registry = open_registry(settings)
-    project, version_id = settings.uncompiled_project, settings.uncompiled_with_id
-    version = registry.get_version(project, version_id)
-    task = version.card.get("task") if isinstance(version.card, dict) else None
-    if task != settings.model_task:
-        raise RegistryError(
-            f"{version_id}: model card task {task!r} does not match MODEL_TASK={settings.model_task!r} "
-            f"of project {settings.project!r}; check UNCOMPILED_WITH_ID"
-        )
-    inputs = {"registry": registry.describe(), "project": project, "version_id": version_id}
-    fp = fingerprint({**inputs, "files": version.files, "card": version.card, "metadata": version.metadata})
+    """outputs/download: the uncompiled model as a Hugging Face directory (`model/`), its model card (the
+    version's, or derived from the model and recorded as derived), the stored test files or the input
+    example (`tests/`) and what the version is (`version.json`)."""
+    source = open_source(settings)
+    overrides = {"model_task": settings.model_task, "aggregation_strategy": settings.aggregation_strategy}
+    inputs = {"source": source.kind, **source.identity(), "settings": overrides}
 
     def build(tmp: Path) -> dict:
-        got = registry.download(project, version_id, tmp)
-        write_json_atomic(tmp / MODEL_CARD, got.card)
-        write_json_atomic(tmp / "version.json", {"version_id": got.version_id, "metadata": got.metadata})
-        return {"version_id": got.version_id, "files": len(got.files)}
+        fetched = source.fetch(tmp)
+        card = sources.model_card(settings, fetched, tmp)
+        write_json_atomic(tmp / MODEL_CARD, card)
+        if fetched.input_example and not (tmp / case_files.TEST_FILES["inputs"]).is_file():
+            write_json_atomic(tmp / case_files.INPUT_EXAMPLE, list(fetched.input_example))
+        write_json_atomic(tmp / "version.json", {
+            "version_id": fetched.version_id, "source_kind": source.kind, "source_uri": fetched.source_uri,
+            "logged_model_id": fetched.logged_model_id, "metadata": fetched.metadata,
+            "derived_card": card.get("derived", False)})
+        return {"version_id": fetched.version_id, "source": fetched.source_uri, "task": card["task"],
+                "derived_card": card.get("derived", False), "files": len(list((tmp / sources.MODEL_DIR).rglob("*")))}
 
-    return stage(settings, "download").ensure(fp, build, inputs, force=force)
+    return stage(settings, "download").ensure(fingerprint(inputs), build, inputs, force=force)
 
 
 def model_card(downloaded: Artifact) -> dict:
     return read_json(downloaded.path / MODEL_CARD)
 
 
+def task_of(downloaded: Artifact) -> TaskFamily:
+    """The task the downloaded model is compiled for (settled at download, in its card)."""
+    return get_task(model_card(downloaded)["task"])
+
+
 def load_cases(settings: Settings, downloaded: Artifact) -> list[Case]:
-    """The downloaded version's stored test inputs, then the project's cases file."""
+    """The downloaded version's stored test inputs (else its input example), then the cases file."""
     params = model_card(downloaded).get("inference_params", {})
     return case_files.load_cases(downloaded.path, params, Path(settings.cases_file))
 
@@ -95,44 +103,50 @@ _reference: dict[tuple[str, str], RememberedPipeline] = {}
 
 def load_reference(settings: Settings, downloaded: Artifact) -> RememberedPipeline:
     """The uncompiled pipeline on CPU, loaded once per process and downloaded version."""
-    key = (settings.model_task, downloaded.fingerprint)
+    key = downloaded.fingerprint
     if key not in _reference:
         _reference.clear()  # one model held at a time
-        task = get_task(settings.model_task)
-        _reference[key] = RememberedPipeline(task.reference(downloaded.path, model_card(downloaded)))
+        _reference[key] = RememberedPipeline(task_of(downloaded).reference(downloaded.path, model_card(downloaded)))
     return _reference[key]
 
 
 # compile ----------------------------------------------------------------
+def compile_lengths(settings: Settings, downloaded: Artifact) -> list[int]:
+    """The sequence lengths to compile: SEQUENCE_LENGTHS checked against the downloaded model, or
+    chosen from its maximum."""
+    return compiled_lengths(settings, task_of(downloaded), downloaded.path)
+
+
 def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Artifact:
     from transformers import AutoConfig, AutoTokenizer
 
     compilers = usable_compilers(settings)
-    task = get_task(settings.model_task)
-    check_lengths(settings, task, downloaded.path)  # before compiling anything
+    task = task_of(downloaded)
+    lengths = compile_lengths(settings, downloaded)  # checked before compiling anything
     inputs = {
         "download": downloaded.fingerprint,
-        "task": settings.model_task,
+        "task": task.name,
         "compiler": settings.compiler,
         "backends": {c.label: {"settings": c.settings(), "versions": c.versions()} for c in compilers},
         "precisions": settings.precisions,
         "workload": settings.workload,
         "tolerances": {p: settings.tolerance(p) for p in settings.precisions},  # auto's choice depends on them
-        "sequence_lengths": settings.sequence_lengths,
+        "sequence_lengths": lengths,
         "batch_size": settings.batch_size,
         "versions": library_versions(),
     }
 
     def build(tmp: Path) -> dict:
+        version = read_json(downloaded.path / "version.json")
         module = task.traceable(downloaded.path)
         source = str(task.tokenizer_dir(downloaded.path))
         # The artifact's tokenizer truncates where the largest bucket ends; the runner pads to the buckets.
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-        tokenizer.model_max_length = settings.sequence_lengths[-1]
+        tokenizer.model_max_length = lengths[-1]
         tokenizer.save_pretrained(str(tmp / "tokenizer"))
         AutoConfig.from_pretrained(source, local_files_only=True).save_pretrained(str(tmp / "config"))
         backends = tmp / "backends"
-        built = {c.label: compile_shapes(c, module, tokenizer, settings.sequence_lengths, settings.batch_size,
+        built = {c.label: compile_shapes(c, module, tokenizer, lengths, settings.batch_size,
                                          backends / c.label, tmp / "workdir" / c.label) for c in compilers}
         selection = None
         if len(compilers) > 1:  # auto: keep the fastest candidate whose predictions pass the task's checks
@@ -150,7 +164,7 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
             task=task.name, backend=compiler.name, precision=compiler.precision, requested_compiler=settings.compiler,
             compiler_settings=compiler.settings(), dynamic_shapes=compiler.dynamic_shapes,
             batch_size=settings.batch_size, buckets=built[compiler.label],
-            source_version=read_json(downloaded.path / "version.json")["version_id"],
+            source_version=version["version_id"], source={k: version.get(k) for k in ("source_uri", "logged_model_id")},
             versions={**inputs["versions"], **inputs["backends"][compiler.label]["versions"]}, selection=selection,
         )
         spec.write(tmp)
@@ -164,7 +178,7 @@ def tolerance(settings: Settings, precision: str = "fp32") -> Tolerance:
     return Tolerance(*settings.tolerance(precision))
 
 
-def rules_for(settings: Settings, cases: list[Case], precision: str = "fp32") -> Rules:
+def rules_for(settings: Settings, task: TaskFamily, cases: list[Case], precision: str = "fp32") -> Rules:
     """The cases, checks and tolerances the current settings call for, for an artifact of `precision`."""
     described = None
     if settings.regression_set is not None:
@@ -172,14 +186,14 @@ def rules_for(settings: Settings, cases: list[Case], precision: str = "fp32") ->
                      "invariance_sample": settings.regression_invariance_sample}
         if settings.regression_shard:
             described["shard"] = settings.regression_shard
-    return Rules.build(get_task(settings.model_task), cases, tolerance(settings, precision), precision, described)
+    return Rules.build(task, cases, tolerance(settings, precision), precision, described)
 
 
 def validation(settings: Settings, downloaded: Artifact, compiled: Artifact, cases: list[Case], rules: Rules,
                recorded: Verdict | None = None, compiled_loader=None, reference_loader=None) -> Validation:
     """The validation of `compiled` against the downloaded model under `rules`; the pipelines load
     on first use (callers that hold them already pass their own loaders)."""
-    task = get_task(settings.model_task)
+    task = task_of(downloaded)
     return Validation(
         task=task, cases=cases, rules=rules, compiled_content_id=compiled.content_id,
         load_compiled=compiled_loader or (lambda: load_compiled(compiled.path, settings)),
@@ -216,13 +230,13 @@ def validate_stage(settings: Settings) -> Stage:
     return stage(settings, "validate")
 
 
-def upload_verdict(settings: Settings) -> Verdict | None:
+def upload_verdict(settings: Settings, task: str) -> Verdict | None:
     """The verdict an upload without validate tests is gated on: the shards' verdicts merged when
     outputs/validate-shards/ holds any (UploadRefused naming a missing, duplicated, failed or foreign
     shard), else the published verdict."""
     found = [] if settings.regression_shard else shards.published_shards(settings.outputs_dir)
     if found:
-        return shards.merged(settings.model_task, found, tolerance(settings))
+        return shards.merged(task, found, tolerance(settings))
     return published_verdict(settings)
 
 

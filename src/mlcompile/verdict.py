@@ -9,6 +9,7 @@ from . import __version__
 from .artifacts import fingerprint
 from .regression import REGRESSION_CASE
 from .regression import check_names as regression_checks
+from .cases import evidence
 from .tasks import COVERAGE_CHECK, Case, TaskFamily, Tolerance, check_ids
 
 PASSED = "passed"
@@ -31,6 +32,9 @@ class Rules:
     precision: str = "fp32"  # the artifact's; its tolerances are the ones the project declares for it
     # the regression set (file, sha256, rows) with its agreement threshold and invariance sample; None: no set
     regression: dict | None = None
+    # cases per kind of evidence (mlcompile.cases.evidence): stored predictions, stored inputs, input example,
+    # cases file. No stored predictions: the `expected` check was not available, never passed
+    evidence: dict | None = None
 
     @classmethod
     def build(cls, task: TaskFamily, cases: list[Case], tolerance: Tolerance, precision: str = "fp32",
@@ -39,7 +43,7 @@ class Rules:
         if regression is not None:
             checks += [f"{REGRESSION_CASE}::{name}" for name in regression_checks(task)]
         return cls(tolerance.atol, tolerance.rtol, {case.id: case_digest(case) for case in cases},
-                   tuple(checks), precision=precision, regression=regression)
+                   tuple(checks), precision=precision, regression=regression, evidence=evidence(cases))
 
     @property
     def tolerance(self) -> Tolerance:
@@ -76,7 +80,20 @@ class Rules:
     @classmethod
     def from_dict(cls, data: dict) -> "Rules":
         return cls(float(data["atol"]), float(data["rtol"]), dict(data["cases"]), tuple(data["checks"]),
-                   data["mlcompile"], data.get("precision", "fp32"), data.get("regression"))
+                   data["mlcompile"], data.get("precision", "fp32"), data.get("regression"), data.get("evidence"))
+
+    def evidence_lines(self) -> list[str]:
+        """What the validation could compare against, in words (the report, the run summary)."""
+        found = self.evidence or {}
+        stored = found.get("stored_predictions", 0)
+        lines = [f"stored predictions: {stored} case(s), each checked (`expected`)" if stored else
+                 "stored predictions: not available (the version stored none): the `expected` check did not run"]
+        for key, label in (("stored_inputs", "the version's stored inputs"), ("input_example", "its input example"),
+                           ("cases_file", "the cases file")):
+            lines.append(f"{label}: {found.get(key, 0)} case(s)")
+        if self.regression is not None:
+            lines.append(f"regression set: {self.regression['rows']} rows of {self.regression['file']}")
+        return lines
 
 
 def _regression_label(regression: dict | None) -> str:
@@ -157,6 +174,7 @@ class Verdict:
             "tolerance": {"atol": self.rules.atol, "rtol": self.rules.rtol, "precision": self.rules.precision},
             "coverage": [{k: e.get(k) for k in ("executable", "passed", "cases")} for e in self.coverage],
             "regression": self.regression_summary(),
+            "evidence": self.rules.evidence,
         }
 
     def regression_summary(self) -> dict | None:

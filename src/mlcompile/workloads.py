@@ -77,7 +77,7 @@ REGRESSION_ROWS = {"keywords": (200, 0), "ner": (200, 300), "sentiment": (150, 3
 
 def build_regression_set(project: str) -> list[dict]:
     """The project's shipped regression set (`config/regression/<project>.jsonl`)."""
-    from .tasks.corpus import ner_corpus, sentiment_corpus
+    from .demo.corpus import ner_corpus, sentiment_corpus
 
     prose, templated = REGRESSION_ROWS[project]
     rows = [{"id": f"docs-{i:03d}", "text": doc["text"]}

@@ -95,6 +95,7 @@ def validation(settings, downloaded, compiled, cases, rules, recorded=None, comp
 
 FAKES = {"download": download, "compile": compile, "validation": validation,
          "load_cases": lambda settings, downloaded: list(CASES),
+         "compile_lengths": lambda settings, downloaded: settings.sequence_lengths,
          "load_compiled": lambda path, settings=None: FakePipeline(),
          "load_runner": lambda path, settings=None: FakeRunner(),
          "load_reference": lambda settings, downloaded: FakePipeline()}

@@ -32,7 +32,7 @@ class FakePipeline:
 
 
 def test_a_backend_whose_lengths_cut_a_case_is_measured_as_failing_with_the_cut_named():
-    task = get_task("sentiment")
+    task = get_task("text-classification")
     reference = [FakePipeline("NEGATIVE", 256).predict(case.text, {}) for case in CASES]
     measured = measure(FakePipeline("POSITIVE", 32), CASES, reference, task, Tolerance(1e-3, 1e-3))
     assert measured.passed is False and measured.failed_checks == ["long::label", "long::probabilities"]
@@ -47,7 +47,7 @@ def test_a_backend_whose_lengths_cut_a_case_is_measured_as_failing_with_the_cut_
 
 
 def test_a_matching_backend_passes_and_names_no_cut():
-    task = get_task("sentiment")
+    task = get_task("text-classification")
     reference = [FakePipeline("NEGATIVE", 256).predict(case.text, {}) for case in CASES]
     measured = measure(FakePipeline("NEGATIVE", 256), CASES, reference, task, Tolerance(1e-3, 1e-3))
     assert measured.passed is True and measured.failed_checks == [] and measured.cut_differently == []

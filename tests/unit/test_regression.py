@@ -88,7 +88,7 @@ def test_sentiment_agreement_probability_shift_worst_rows_and_one_batched_pass(t
     ours = {t: sentiment("POSITIVE", 0.9 + (2e-3 if i == 7 else 1e-6)) for i, t in enumerate(texts)}
     ours[texts[3]] = sentiment("NEGATIVE", 0.4)
     compiled = Fake(ours)
-    results = evaluate(get_task("sentiment"), read_rows(path, {}), compiled, reference, TOLERANCE, 1.0, 5)
+    results = evaluate(get_task("text-classification"), read_rows(path, {}), compiled, reference, TOLERANCE, 1.0, 5)
 
     agreement = results["label_agreement"]
     assert not agreement.passed and agreement.details["value"] == 0.9
@@ -106,7 +106,7 @@ def test_sentiment_agreement_probability_shift_worst_rows_and_one_batched_pass(t
     assert compiled.batches[0] == sorted(texts, key=len, reverse=True)  # one batch, longest first
     assert len(reference.batches) == 1  # the reference ran once over the set
 
-    lenient = evaluate(get_task("sentiment"), read_rows(path, {}), Fake(ours), reference, TOLERANCE, 0.9, 0)
+    lenient = evaluate(get_task("text-classification"), read_rows(path, {}), Fake(ours), reference, TOLERANCE, 0.9, 0)
     assert lenient["label_agreement"].passed and "invariance" in lenient  # 0 sampled rows: nothing probed
 
 
@@ -116,7 +116,7 @@ def entities(*spans) -> dict:
 
 
 def test_ner_f1_counts_entities_the_two_models_disagree_on():
-    task = get_task("ner")
+    task = get_task("token-classification")
     same = entities(("PER", 0, 5, "Maria"), ("ORG", 10, 17, "Siemens"))
     other = entities(("PER", 0, 5, "Maria"), ("LOC", 10, 17, "Siemens"))
     counts = task.agreement_counts(other, same)
@@ -138,7 +138,7 @@ def test_a_verdict_is_bound_to_the_set_and_its_thresholds(tmp_path):
     path = write_rows(tmp_path, ROWS)
     described = {**describe(path), "min_agreement": 1.0, "invariance_sample": 16}
     assert described["rows"] == 3 and described["file"] == "set.jsonl"
-    task = get_task("sentiment")
+    task = get_task("text-classification")
     rules = Rules.build(task, [], TOLERANCE, regression=described)
     assert [c for c in rules.checks if c.startswith("regression-set::")] == [
         "regression-set::label_agreement", "regression-set::probabilities", "regression-set::invariance"]
@@ -162,7 +162,7 @@ def test_shards_merged_give_the_whole_sets_checks(tmp_path):
     from mlcompile.regression import in_shard, merge
 
     path, compiled, reference = sentiment_set(tmp_path)
-    task = get_task("sentiment")
+    task = get_task("text-classification")
     whole = evaluate(task, read_rows(path, {}), compiled, reference, TOLERANCE, 0.95, 4)
     parts = [evaluate(task, in_shard(read_rows(path, {}), f"{i}/3"), compiled, reference, TOLERANCE, 0.95, 4)
              for i in (1, 2, 3)]
@@ -183,7 +183,7 @@ def shard_verdict(shard: str | None, content: str = "artifact", passed: bool = T
 
     described = {"file": "set.jsonl", "sha256": "s", "rows": 2, "min_agreement": min_agreement,
                  "invariance_sample": 0, **({"shard": shard} if shard else {})}
-    rules = Rules.build(get_task("sentiment"), [], TOLERANCE, regression=described)
+    rules = Rules.build(get_task("text-classification"), [], TOLERANCE, regression=described)
     part = {"label_agreement": {"rows": 1, "value": 1.0, "threshold": 1.0, "totals": {"same": 1.0}, "worst_rows": []},
             "probabilities": {"rows": 1, "failed_rows": 0, "not_comparable": 0, "largest_difference": 1e-6,
                               "worst_rows": [], "histogram": {"bins": [], "counts": [0, 0, 0, 1]}},

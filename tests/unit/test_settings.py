@@ -8,7 +8,7 @@ import pytest
 
 from mlcompile.errors import ConfigError
 from mlcompile.settings import STAGES, env_files, load_settings
-from mlcompile.shapes import check_lengths
+from mlcompile.shapes import compiled_lengths
 from mlcompile.tasks import get_task
 
 from ..conftest import REPO
@@ -191,7 +191,7 @@ def model_dir(tmp_path):
 def test_lengths_the_model_cannot_use_are_named_with_their_limits(settings_env, monkeypatch, model_dir):
     monkeypatch.setenv("SEQUENCE_LENGTHS", "2,16,300")
     with pytest.raises(ConfigError) as caught:
-        check_lengths(load_settings(), get_task("keywords"), model_dir)
+        compiled_lengths(load_settings(), get_task("keywords"), model_dir)
     message = str(caught.value)
     assert caught.value.exit_code == 10
     assert message.startswith("Invalid settings:\n  SEQUENCE_LENGTHS='2,16,300' (environment): ")
@@ -203,7 +203,7 @@ def test_lengths_the_model_cannot_use_are_named_with_their_limits(settings_env, 
 
 def test_lengths_within_the_model_limits_pass(settings_env, monkeypatch, model_dir):
     monkeypatch.setenv("SEQUENCE_LENGTHS", "3,256")
-    check_lengths(load_settings(), get_task("keywords"), model_dir)
+    assert compiled_lengths(load_settings(), get_task("keywords"), model_dir) == [3, 256]
 
 
 def test_unknown_compiler_registry_and_task_kinds_are_each_named(settings_env, monkeypatch):

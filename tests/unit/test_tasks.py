@@ -11,7 +11,8 @@ from mlcompile.errors import ConfigError
 from mlcompile.coverage import Executable
 from mlcompile.cases import Case
 from mlcompile.tasks import COVERAGE_CHECK, Tolerance, get_task
-from mlcompile.tasks.corpus import NER_LABELS, SENTIMENT_LABELS
+from mlcompile.demo.corpus import NER_LABELS, SENTIMENT_LABELS
+from mlcompile.demo.models import DEMOS
 from mlcompile.validation import Validation
 from mlcompile.verdict import Rules
 
@@ -28,14 +29,20 @@ def tokenizer():
 
 
 def test_unknown_task_names_the_known_ones():
-    with pytest.raises(ConfigError, match="MODEL_TASK='ocr'.*keywords, ner, sentiment"):
+    with pytest.raises(ConfigError, match="MODEL_TASK='ocr'.*text-classification, token-classification, "
+                                          "sentence-embeddings, keywords"):
         get_task("ocr")
+
+
+def test_tasks_registered_by_mlcompile_0_1_are_read_by_their_new_names():
+    assert get_task("ner").name == "token-classification" and get_task("sentiment").name == "text-classification"
 
 
 @pytest.mark.parametrize("name, checks", [
     ("keywords", ["keywords", "scores", "embedding", "invariance"]),
-    ("ner", ["entities", "scores", "logits", "invariance"]),
-    ("sentiment", ["label", "probabilities", "invariance"]),
+    ("token-classification", ["entities", "scores", "logits", "invariance"]),
+    ("text-classification", ["label", "probabilities", "invariance"]),
+    ("sentence-embeddings", ["neighbours", "similarities", "embedding", "invariance"]),
 ])
 def test_every_task_checks_outcome_tensors_and_invariance(name, checks):
     task = get_task(name)
@@ -49,7 +56,7 @@ def ner_prediction(entities, logits, score=0.9):
 
 
 def test_ner_compare_entities_exactly_and_scores_only_when_entities_agree():
-    task = get_task("ner")
+    task = get_task("token-classification")
     reference = ner_prediction([("ORG", 0, 6, "Google")], [[0.1, 0.2]])
     same_spans = task.compare("c", ner_prediction([("ORG", 0, 6, "Google")], [[0.1, 0.2005]], 0.9004), reference, TOL)
     assert all(r.passed for r in same_spans.values())
@@ -62,7 +69,7 @@ def test_ner_compare_entities_exactly_and_scores_only_when_entities_agree():
 
 
 def test_sentiment_probabilities_are_compared_in_label_order():
-    task = get_task("sentiment")
+    task = get_task("text-classification")
     reference = {"label": "POSITIVE", "probabilities": {"NEGATIVE": 0.1, "NEUTRAL": 0.2, "POSITIVE": 0.7}}
     reordered = {"label": "POSITIVE", "probabilities": {"POSITIVE": 0.7, "NEGATIVE": 0.1, "NEUTRAL": 0.2}}
     assert all(r.passed for r in task.compare("c", reordered, reference, TOL).values())
@@ -83,9 +90,8 @@ def test_expected_check_uses_what_the_registry_stored():
 
 
 def test_ner_training_labels_every_sub_token_b_then_i(tokenizer):
-    task = get_task("ner")
     text = "Sundar Pichai visited Mountain View."
-    features = task.encode_example(tokenizer, (text, [(0, 13, "PER"), (22, 35, "LOC")]))
+    features = DEMOS["ner"].encode(tokenizer, (text, [(0, 13, "PER"), (22, 35, "LOC")]))
     tokens = tokenizer.convert_ids_to_tokens(features["input_ids"])
     labels = [NER_LABELS[i] if i >= 0 else None for i in features["labels"]]
     pairs = list(zip(tokens, labels))
@@ -97,14 +103,13 @@ def test_ner_training_labels_every_sub_token_b_then_i(tokenizer):
 
 
 def test_corpora_are_deterministic_and_shaped_as_the_demo_needs():
-    task = get_task("ner")
-    corpus = task.corpus()
-    assert corpus == task.corpus() and len(corpus) == 1000
+    corpus = DEMOS["ner"].corpus()
+    assert corpus == DEMOS["ner"].corpus() and len(corpus) == 1000
     assert 0.08 < sum(1 for _, spans in corpus if not spans) / len(corpus) < 0.2
     for text, spans in corpus:
         for start, end, label in spans:
             assert label in ("PER", "ORG", "LOC", "MISC") and text[start:end] == text[start:end].strip() != ""
-    sentiment = get_task("sentiment").corpus()
+    sentiment = DEMOS["sentiment"].corpus()
     assert 450 <= len(sentiment) <= 600
     assert {label: sum(1 for _, l in sentiment if l == label) for label in SENTIMENT_LABELS} == {
         label: len(sentiment) // 3 for label in SENTIMENT_LABELS}
@@ -147,7 +152,7 @@ def fake_artifact(tmp_path, tokenizer, task_name: str, leak: str | None = None):
 TEXTS = ["Google HQ is in Mountain View, CA", "", "I hate waiting " * 6, "ok"]
 
 
-@pytest.mark.parametrize("task_name", ["ner", "sentiment"])
+@pytest.mark.parametrize("task_name", ["token-classification", "text-classification"])
 def test_compiled_pipeline_batches_like_one_text_at_a_time(tmp_path, tokenizer, task_name):
     task, pipeline = fake_artifact(tmp_path, tokenizer, task_name)
     params = task.default_params
@@ -156,7 +161,7 @@ def test_compiled_pipeline_batches_like_one_text_at_a_time(tmp_path, tokenizer, 
         alone = pipeline.predict(text, params)
         assert together == alone
     assert [p["text_info"]["bucket"] for p in batched] == [16, 16, 64, 16]
-    if task_name == "ner":
+    if task_name == "token-classification":
         entity = batched[0]["entities"][0]
         assert entity["text"] == TEXTS[0][entity["start"]:entity["end"]]  # cut from the original string
         assert len(batched[0]["logits"]) == len(tokenizer(TEXTS[0])["input_ids"])
@@ -165,7 +170,7 @@ def test_compiled_pipeline_batches_like_one_text_at_a_time(tmp_path, tokenizer, 
         assert batched[0]["label"] == max(batched[0]["probabilities"], key=batched[0]["probabilities"].get)
 
 
-@pytest.mark.parametrize("task_name", ["ner", "sentiment"])
+@pytest.mark.parametrize("task_name", ["token-classification", "text-classification"])
 @pytest.mark.parametrize("leak, caught_by", [(None, None), ("batch", "in a batch of"), ("padding", "bucket 64")])
 def test_invariance_check_catches_batch_and_padding_dependence(tmp_path, tokenizer, task_name, leak, caught_by):
     task, reference = fake_artifact(tmp_path / "reference", tokenizer, task_name)

@@ -15,7 +15,9 @@ from typing import Protocol
 
 from ..errors import ConfigError, RegistryError
 
-VERSION_ID = re.compile(r"^(?P<model>[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*)-(?P<number>[0-9]+)$")
+# A model name: MLflow allows more, but these are safe as folder names and in search filters.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*")
+VERSION_ID = re.compile(rf"^(?P<model>{MODEL_NAME.pattern})-(?P<number>[0-9]+)$")
 MODEL_CARD = "model_card.json"
 
 

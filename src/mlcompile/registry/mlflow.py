@@ -118,6 +118,32 @@ class MlflowRegistry:
 
         return self._call(f"get {version_id}", lambda: self.client.get_model_version(model, str(number)), missing)
 
+    # versions MLflow's own flavors logged (mlcompile.sources.mlflow_flavors) ----------------
+    def is_mlcompile_model(self, model: str) -> bool:
+        """Whether `model` is one mlcompile registered (tagged with its project), not a user's own."""
+        registered = self._call(f"get model {model}", lambda: self.client.get_registered_model(model),
+                                missing=f"model {model} not found in the MLflow registry at {redacted(self.uri)}")
+        return PROJECT_TAG in registered.tags
+
+    def model_version(self, model: str, number: int):
+        """MLflow's record of a version (name, source, run, tags)."""
+
+        def missing() -> str:
+            known = ", ".join(f"{model}-{mv.version}" for mv in self._versions(model)) or "none"
+            return (f"model version {model}-{number} not found in the MLflow registry at {redacted(self.uri)} "
+                    f"(known versions of {model}: {known})")
+
+        return self._call(f"get {model}-{number}", lambda: self.client.get_model_version(model, str(number)), missing)
+
+    def download_model(self, model: str, number: int, dest: Path) -> None:
+        """The version's model files (what `models:/<model>/<number>` holds) into dest."""
+        import mlflow.artifacts
+
+        dest.mkdir(parents=True, exist_ok=True)
+        self._call(f"download models:/{model}/{number}", lambda: mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{model}/{number}", dst_path=str(dest), tracking_uri=self.uri, registry_uri=self.uri))
+
+    # mlcompile's versions ------------------------------------------------
     def get_version(self, project: str, version_id: str) -> VersionInfo:
         return self._info(project, split_version_id(version_id)[0], self._model_version(project, version_id))
 
@@ -209,19 +235,24 @@ class MlflowRegistry:
         return self._call(f"create experiment {project}", create)
 
     def _lineage_tags(self, metadata: dict) -> dict:
-        """The version it was made from, as model name, number and, when it is in this server, its URI."""
+        """The version it was made from, as model name, number and, when it is in this server, its URI
+        (and the LoggedModel behind it, where MLflow has one)."""
         source = metadata.get("uncompiled_version")
-        if not source:
+        try:
+            model, number = split_version_id(source or "")
+        except RegistryError:  # not a registry version (a directory on disk): its source URI says what it was
             return {}
         from mlflow.exceptions import MlflowException
 
-        model, number = split_version_id(source)
         tags = {"uncompiled_model": model, "uncompiled_model_version": str(number)}
         try:
-            self.client.get_model_version(model, str(number))
+            found = self.client.get_model_version(model, str(number))
         except MlflowException:  # elsewhere (another registry): name and number say what it was
             return tags
-        return {**tags, "uncompiled_model_uri": f"models:/{model}/{number}"}
+        tags["uncompiled_model_uri"] = f"models:/{model}/{number}"
+        if getattr(found, "model_id", None):
+            tags["uncompiled_logged_model_id"] = found.model_id
+        return tags
 
     def _ensure_model(self, project: str, model: str, description: str = "") -> None:
         from mlflow.exceptions import MlflowException

@@ -1,5 +1,7 @@
-"""Task families. A task says how to load the uncompiled pipeline from downloaded files, what to
-trace, how to run the compiled pipeline, and which task-level checks apply to each case.
+"""Task families, named by what a model does: text classification, token classification, sentence
+embeddings, and keywords (an application over sentence embeddings). A task says how to load the
+uncompiled pipeline from downloaded files, what to trace, how to run the compiled pipeline, and which
+task-level checks apply to each case.
 
 Every task compares the same way: its task-level outcome exactly (keywords, entity spans, label),
 its tensors within tolerance, the compiled output's invariance to batching and padding, and, when
@@ -22,10 +24,17 @@ from ..compare import CheckResult, close, combine, same
 from ..errors import ConfigError
 
 TASKS = {
+    "text-classification": "mlcompile.tasks.text_classification:TextClassificationTask",
+    "token-classification": "mlcompile.tasks.token_classification:TokenClassificationTask",
+    "sentence-embeddings": "mlcompile.tasks.sentence_embeddings:SentenceEmbeddingsTask",
     "keywords": "mlcompile.tasks.keywords:KeywordsTask",
-    "ner": "mlcompile.tasks.ner:NerTask",
-    "sentiment": "mlcompile.tasks.sentiment:SentimentTask",
 }
+# Task names of versions registered by mlcompile 0.1 (named after its demo projects).
+LEGACY_NAMES = {"ner": "token-classification", "sentiment": "text-classification"}
+# What kind of model each task runs: a task can run on a model of its kind only.
+SENTENCE_TRANSFORMER = "sentence-transformer"
+SEQUENCE_CLASSIFIER = "sequence-classifier"
+TOKEN_CLASSIFIER = "token-classifier"
 INVARIANCE = "invariance"
 SCORES = "scores"  # one per outcome item (keyword, entity): comparable only when the outcomes agree
 EXPECTED = "expected"
@@ -57,10 +66,11 @@ class CompiledPipeline(Pipeline):
 
 class TaskFamily:
     name: str
+    model_kind: str  # SENTENCE_TRANSFORMER, SEQUENCE_CLASSIFIER or TOKEN_CLASSIFIER
     token_level: bool  # the compiled module returns per-token outputs
     outcome_check: str  # the task-level output, compared exactly
     tensor_checks: tuple[str, ...]  # compared within tolerance; "scores" are per outcome item
-    demo_inputs: list[dict]
+    default_params: dict = {}  # inference parameters a derived model card starts from
 
     # --- what each task defines
     def tokenizer_dir(self, model_dir: Path) -> Path:
@@ -87,14 +97,6 @@ class TaskFamily:
 
     def tensor(self, check: str, prediction: dict) -> Any:
         return prediction[check]
-
-    def demo_recipe(self) -> dict:
-        """Everything the demo model is built from (fingerprinted before building it)."""
-        raise NotImplementedError
-
-    def demo(self, dest: Path) -> dict:
-        """Write a demo uncompiled model (files under dest) and return its model card."""
-        raise NotImplementedError
 
     # --- agreement over a regression set (mlcompile.regression)
     agreement_checks: tuple[str, ...]  # aggregate checks of the task outcome, each against a threshold
@@ -148,14 +150,25 @@ class TaskFamily:
         return results
 
 
+# Models whose position ids start after the padding index (RoBERTa's scheme): of
+# max_position_embeddings, pad_token_id + 1 positions are never used by a token.
+PADDING_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet")
+
+
 def model_max_length(model_dir: Path) -> int:
-    """The tokenizer's maximum length, capped by the model's position embeddings."""
+    """The tokenizer's maximum length, capped by the positions the model can embed."""
     limits = []
-    for name, key in (("tokenizer_config.json", "model_max_length"), ("config.json", "max_position_embeddings")):
-        path = model_dir / name
-        value = json.loads(path.read_text()).get(key) if path.is_file() else None
-        if isinstance(value, int) and 0 < value < 1_000_000:  # transformers writes 1e30 for "no limit"
-            limits.append(value)
+    tokenizer_config = model_dir / "tokenizer_config.json"
+    if tokenizer_config.is_file():
+        limits.append(json.loads(tokenizer_config.read_text()).get("model_max_length"))
+    config_file = model_dir / "config.json"
+    if config_file.is_file():
+        config = json.loads(config_file.read_text())
+        positions = config.get("max_position_embeddings")
+        if isinstance(positions, int) and config.get("model_type") in PADDING_OFFSET_POSITIONS:
+            positions -= (config.get("pad_token_id") or 0) + 1
+        limits.append(positions)
+    limits = [v for v in limits if isinstance(v, int) and 0 < v < 1_000_000]  # transformers writes 1e30: no limit
     if not limits:
         raise ConfigError(f"{model_dir}: neither tokenizer_config.json nor config.json says the model's maximum length")
     return min(limits)
@@ -174,6 +187,7 @@ def check_ids(task: TaskFamily, cases: list[Case]) -> list[str]:
 
 
 def get_task(name: str) -> TaskFamily:
+    name = LEGACY_NAMES.get(name, name)
     if name not in TASKS:
         raise ConfigError(f"MODEL_TASK={name!r}: unknown task family; known: {', '.join(TASKS)}")
     module, cls = TASKS[name].split(":")

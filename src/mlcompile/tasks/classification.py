@@ -1,4 +1,4 @@
-"""What the transformers classification tasks (ner, sentiment) share.
+"""What the transformers classification tasks (text and token classification) share.
 
 The uncompiled pipeline is the transformers pipeline over the downloaded model. The compiled
 pipeline is the same transformers pipeline class, whose model is a `CompiledModel`: the model's
@@ -10,15 +10,14 @@ differs.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..batching import BucketedRunner
+from ..compilers import logger_at
 from . import CompiledPipeline, Pipeline, TaskFamily, model_max_length, reference_text_info
-from .demo_training import TrainingRecipe, finetune, recipe_inputs, save_demo
 
 MODEL_DIR = "model"
 
@@ -64,18 +63,6 @@ class CompiledModel(torch.nn.Module):
         return ModelOutput(logits=logits)
 
 
-@contextmanager
-def _quiet_transformers():
-    """The pipelines log an error for a model class they do not know (CompiledModel)."""
-    log = logging.getLogger("transformers.pipelines.base")
-    level = log.level
-    log.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
 class TransformersPipeline(Pipeline):
     def __init__(self, task: "ClassificationTask", hf_pipeline, text_info):
         self.task = task
@@ -101,9 +88,6 @@ class ClassificationTask(TaskFamily):
     """A transformers `AutoModelFor...` classifier behind a transformers pipeline."""
 
     auto_model: str  # e.g. "AutoModelForTokenClassification"
-    hf_task: str  # the transformers pipeline task, e.g. "token-classification"
-    default_params: dict = {}
-    recipe: TrainingRecipe
 
     # --- what each classification task defines
     def pipeline_class(self):
@@ -115,16 +99,6 @@ class ClassificationTask(TaskFamily):
 
     def convert(self, text: str, output, config) -> dict:
         """The pipeline's output for one text as this task's prediction."""
-        raise NotImplementedError
-
-    def corpus(self) -> list:
-        raise NotImplementedError
-
-    def encode_example(self, tokenizer, example) -> dict:
-        """One training example as tokenizer features with `labels`."""
-        raise NotImplementedError
-
-    def collator(self, tokenizer):
         raise NotImplementedError
 
     # --- shared
@@ -150,6 +124,7 @@ class ClassificationTask(TaskFamily):
 
     def reference(self, model_dir: Path, card: dict) -> TransformersPipeline:
         tokenizer = self._tokenizer(model_dir / MODEL_DIR)
+        tokenizer.model_max_length = self.max_length(model_dir)  # no more than the model can embed
         hf_pipeline = self.pipeline_class()(model=self.load_model(model_dir), tokenizer=tokenizer, device="cpu")
 
         def text_info(texts: list[str]) -> list[dict]:
@@ -164,28 +139,7 @@ class ClassificationTask(TaskFamily):
         config = AutoConfig.from_pretrained(str(model_dir / "config"), local_files_only=True)
         tokenizer = self._tokenizer(model_dir / "tokenizer")
         tokenizer.model_max_length = runner.max_length  # the pipeline truncates where the buckets end
-        with _quiet_transformers():
+        # the pipelines log an error for a model class they do not know (CompiledModel)
+        with logger_at("transformers.pipelines.base", logging.CRITICAL):
             hf_pipeline = self.pipeline_class()(model=CompiledModel(config, runner), tokenizer=tokenizer, device="cpu")
         return CompiledTransformersPipeline(self, hf_pipeline, runner)
-
-    def demo_recipe(self) -> dict:
-        return recipe_inputs(self.recipe, self.corpus())
-
-    def demo(self, dest: Path) -> dict:
-        import transformers
-
-        model, tokenizer, seconds = finetune(
-            getattr(transformers, self.auto_model), self.recipe, self.corpus(), self.encode_example, self.collator
-        )
-        save_demo(model, tokenizer, dest / MODEL_DIR)
-        return {
-            "task": self.name,
-            "name": f"{self.name} (all-MiniLM-L6-v2 fine-tuned for {self.hf_task})",
-            "base_model": "sentence-transformers/all-MiniLM-L6-v2",
-            "source": f"fine-tuned by `mlcompile seed {self.name}` on the template corpus in mlcompile.tasks.corpus",
-            "framework": f"transformers {self.hf_task} pipeline",
-            "inference_params": self.default_params,
-            "model_dir": MODEL_DIR,
-            "labels": list(self.recipe.labels),
-            "training": {**self.recipe.as_dict(), "seconds": round(seconds, 1)},
-        }

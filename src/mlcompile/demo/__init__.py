@@ -7,23 +7,25 @@ import logging
 import tempfile
 from pathlib import Path
 
-from .artifacts import fingerprint, write_json_atomic
-from .registry import VersionInfo, open_registry, split_version_id
-from .settings import Settings
-from .cases import TEST_FILES
-from .tasks import get_task
+from ..artifacts import fingerprint, write_json_atomic
+from ..cases import TEST_FILES
+from ..registry import VersionInfo, open_registry, split_version_id
+from ..settings import Settings
+from ..tasks import get_task
+from .models import demo_for
 
 log = logging.getLogger(__name__)
 
 
 def seed(settings: Settings) -> tuple[VersionInfo, bool]:
-    """Register the demo model as the next version of UNCOMPILED_MODEL, unless the same content
-    is registered already. Returns the version and whether it was created now."""
-    task = get_task(settings.model_task)
+    """Register the project's demo model as the next version of UNCOMPILED_MODEL, unless the same
+    content is registered already. Returns the version and whether it was created now."""
+    demo = demo_for(settings.project)
+    task = get_task(demo.task)
     registry = open_registry(settings)
     project, model = settings.uncompiled_project, settings.uncompiled_model
     # Fingerprint what the model is built from, so a registered demo is found before (re)training.
-    fp = fingerprint({"task": task.name, "recipe": task.demo_recipe(), "inputs": task.demo_inputs})
+    fp = fingerprint({"task": demo.task, "recipe": demo.recipe(), "inputs": demo.inputs})
     existing = registry.find_version(project, model, fp)
     if existing is not None:
         return existing, False
@@ -31,16 +33,15 @@ def seed(settings: Settings) -> tuple[VersionInfo, bool]:
     with tempfile.TemporaryDirectory(dir=settings.outputs_dir, prefix=".seed-") as tmp:
         files = Path(tmp) / "files"
         files.mkdir()
-        card = task.demo(files)
+        card = demo.build(files)
         params = card.get("inference_params", {})
-        inputs = task.demo_inputs
         reference = task.reference(files, card)
         predictions = []
-        for item in inputs:
+        for item in demo.inputs:
             prediction = reference.predict(item["text"], params)
             prediction.pop("text_info", None)
             predictions.append({"id": item["id"], **prediction})
-        write_json_atomic(files / TEST_FILES["inputs"], inputs)
+        write_json_atomic(files / TEST_FILES["inputs"], demo.inputs)
         write_json_atomic(files / TEST_FILES["params"], params)
         write_json_atomic(files / TEST_FILES["predictions"], predictions)
         version, created = registry.register(project, model, files, card, {"source": "mlcompile seed"}, fp)

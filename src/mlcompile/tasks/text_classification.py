@@ -1,0 +1,59 @@
+"""Text classification: a transformers sequence-classification model and pipeline.
+
+Single-label models (softmax): the label is compared exactly. Multi-label models (the config's
+`problem_type` is `multi_label_classification`; sigmoid per label): the set of labels scored above
+0.5 is compared exactly. Every class probability within tolerance.
+"""
+
+from __future__ import annotations
+
+from transformers import TextClassificationPipeline
+
+from . import SEQUENCE_CLASSIFIER
+from .classification import ClassificationTask
+
+MULTI_LABEL = "multi_label_classification"
+MULTI_LABEL_THRESHOLD = 0.5  # a label applies when its sigmoid score is above this
+
+
+class TextClassificationTask(ClassificationTask):
+    name = "text-classification"
+    model_kind = SEQUENCE_CLASSIFIER
+    auto_model = "AutoModelForSequenceClassification"
+    token_level = False
+    outcome_check = "label"
+    tensor_checks = ("probabilities",)
+
+    def pipeline_class(self):
+        return TextClassificationPipeline
+
+    def call_kwargs(self, params: dict) -> dict:
+        return {"top_k": None, "truncation": True}
+
+    def convert(self, text: str, output, config) -> dict:
+        scores = {item["label"]: float(item["score"]) for item in output}
+        labels = [config.id2label[i] for i in range(len(config.id2label))]
+        probabilities = {label: scores[label] for label in labels}
+        if getattr(config, "problem_type", None) == MULTI_LABEL:
+            chosen = [label for label in labels if scores[label] > MULTI_LABEL_THRESHOLD]
+            return {"label": chosen, "probabilities": probabilities}
+        best = max(scores, key=scores.get)
+        return {"label": best, "score": scores[best], "probabilities": probabilities}
+
+    def outcome(self, prediction: dict) -> str | list[str]:
+        return prediction["label"]
+
+    agreement_checks = ("label_agreement",)
+
+    def agreement_counts(self, compiled: dict, reference: dict) -> dict[str, float]:
+        return {"same": float(self.outcome(compiled) == self.outcome(reference))}
+
+    def row_agreement(self, counts: dict[str, float]) -> float:
+        return counts["same"]
+
+    def agreement(self, totals: dict[str, float], rows: int) -> dict[str, tuple[float, str]]:
+        return {"label_agreement": (totals.get("same", 0.0) / rows if rows else 1.0, "rows with the same label")}
+
+    def tensor(self, check: str, prediction: dict):
+        probabilities = prediction[check]
+        return [probabilities[label] for label in sorted(probabilities)]
