@@ -38,7 +38,7 @@ def _seed(args) -> int:
     if args.project:
         os.environ["PROJECT"] = args.project
     settings = load_settings()
-    if args.if_missing and _uncompiled_exists(settings):
+    if args.if_missing and settings.uncompiled_with_id and _uncompiled_exists(settings):
         print(f"nothing to seed: {settings.uncompiled_with_id} is in project {settings.uncompiled_project!r} "
               f"of the {settings.registry} registry at {location(settings)}")
         return 0
@@ -99,6 +99,8 @@ def _list(args) -> int:
     registry = open_registry(settings)
     for project, model in ((settings.uncompiled_project, settings.uncompiled_model),
                            (settings.compiled_project, settings.compiled_model)):
+        if model is None:  # UNCOMPILED_PATH: no registered uncompiled model
+            continue
         for version in registry.list_versions(project, model):
             line = {"version": version.version_id, "lifecycle": version.lifecycle, "created_at": version.created_at}
             line.update({k: version.metadata[k] for k in ("uncompiled_version", "compiler") if k in version.metadata})

@@ -78,7 +78,8 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
         metrics |= {f"auto_seconds.{name}": m.seconds for name, m in spec.selection.candidates.items()}
         metrics |= {f"auto_matched.{name}": float(m.passed) for name, m in spec.selection.candidates.items()}
     model_description = (f"{spec.task} models compiled by mlcompile from {settings.uncompiled_project} "
-                         f"{settings.uncompiled_model}; a version is registered only after every validation check "
+                         f"{settings.uncompiled_model or settings.uncompiled_path}; a version is registered only "
+                         f"after every validation check "
                          f"of its exact compiled artifact passed.")
     return VersionDetails(description, {k: str(v) for k, v in params.items()}, metrics, model_description)
 

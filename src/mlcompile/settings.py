@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 from dotenv import dotenv_values
-from pydantic import Field, PositiveInt, SecretStr, ValidationError, field_validator
+from pydantic import Field, PositiveInt, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
@@ -69,9 +69,12 @@ class Settings(BaseSettings):
     neuron_inline_weights: bool = True
     neuron_data_parallel: bool = False  # replicate a loaded model over every NeuronCore the process sees
 
+    # Where the versions are: the project (a local registry's folder, MLflow's experiment and project tag;
+    # default mlcompile/<PROJECT>) and model; UNCOMPILED_MODEL defaults to UNCOMPILED_WITH_ID's model.
+    # UNCOMPILED_WITH_ID is needed unless UNCOMPILED_PATH names a directory to compile.
     uncompiled_project: str
-    uncompiled_model: str
-    uncompiled_with_id: str
+    uncompiled_model: str | None = None
+    uncompiled_with_id: str | None = None
     # A Hugging Face model directory to compile instead of a registry version (what save_pretrained or
     # SentenceTransformer.save wrote); `mlcompile import PATH` registers one instead.
     uncompiled_path: Path | None = None
@@ -108,6 +111,23 @@ class Settings(BaseSettings):
     # upload merges all N (outputs/validate-shards/) and registers only when every one is there and passed
     regression_shard: str | None = None
     torch_threads: PositiveInt | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_other_settings(cls, values):
+        """mlcompile/<PROJECT> for both projects, UNCOMPILED_WITH_ID's model for UNCOMPILED_MODEL: a new
+        project's file needs little more than the version to compile and the compiled model's name."""
+        if not isinstance(values, dict):
+            return values
+        given = {key.lower(): key for key in values}
+        project = values.get(given.get("project", "project")) or cls.model_fields["project"].default
+        for name in ("uncompiled_project", "compiled_project"):
+            if not values.get(given.get(name, name)):
+                values[name] = f"mlcompile/{project}"
+        with_id = values.get(given.get("uncompiled_with_id", "uncompiled_with_id"))
+        if not values.get(given.get("uncompiled_model", "uncompiled_model")) and isinstance(with_id, str):
+            values["uncompiled_model"] = with_id.rsplit("-", 1)[0] if "-" in with_id else with_id
+        return values
 
     @field_validator("regression_set", "regression_shard", "uncompiled_path", "aggregation_strategy",
                      "sequence_lengths", mode="before")
@@ -164,8 +184,10 @@ class Settings(BaseSettings):
 
     @field_validator("uncompiled_model", "compiled_model")
     @classmethod
-    def _model_key(cls, value: str) -> str:
-        if not MODEL_NAME.fullmatch(value or ""):
+    def _model_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not MODEL_NAME.fullmatch(value):
             raise ValueError("must be a model name of letters, digits, dashes, dots and underscores, starting with "
                              "a letter or digit, e.g. KEYWORDS-COMPILED or user_sentiment")
         return value
@@ -240,6 +262,10 @@ def load_settings(**overrides) -> Settings:
                 problems.append(f"{var}: not set (looked in {where})")
                 continue
             problems.append(f"{_shown(var, value, source)}: {error['msg']}")
+    if settings is not None and settings.uncompiled_path is None and settings.uncompiled_with_id is None:
+        where = ", ".join(["the environment", *(str(f) for f in files)])
+        problems.append(f"UNCOMPILED_WITH_ID: not set (looked in {where}); name the version to compile, e.g. "
+                        f"MY-MODEL-1, or set UNCOMPILED_PATH to a model directory")
     if settings is not None and settings.uncompiled_path is not None and not settings.uncompiled_path.is_dir():
         _, source = _lookup("UNCOMPILED_PATH", environ, files)
         problems.append(f"UNCOMPILED_PATH={str(settings.uncompiled_path)!r} ({source}): no such directory; give the "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..artifacts import fingerprint, write_json_atomic
 from ..cases import TEST_FILES
+from ..errors import ConfigError
 from ..registry import VersionInfo, open_registry, split_version_id
 from ..settings import Settings
 from ..tasks import get_task
@@ -21,6 +22,9 @@ def seed(settings: Settings) -> tuple[VersionInfo, bool]:
     """Register the project's demo model as the next version of UNCOMPILED_MODEL, unless the same
     content is registered already. Returns the version and whether it was created now."""
     demo = demo_for(settings.project)
+    if not settings.uncompiled_model:
+        raise ConfigError("mlcompile seed needs UNCOMPILED_MODEL (or UNCOMPILED_WITH_ID): the model to register the "
+                          "demo as a version of")
     task = get_task(demo.task)
     registry = open_registry(settings)
     project, model = settings.uncompiled_project, settings.uncompiled_model
@@ -45,7 +49,7 @@ def seed(settings: Settings) -> tuple[VersionInfo, bool]:
         write_json_atomic(files / TEST_FILES["params"], params)
         write_json_atomic(files / TEST_FILES["predictions"], predictions)
         version, created = registry.register(project, model, files, card, {"source": "mlcompile seed"}, fp)
-    if settings.uncompiled_model == split_version_id(settings.uncompiled_with_id)[0] and (
+    if settings.uncompiled_with_id and settings.uncompiled_model == split_version_id(settings.uncompiled_with_id)[0] and (
         version.version_id != settings.uncompiled_with_id
     ):
         log.warning("registered %s, but UNCOMPILED_WITH_ID=%s", version.version_id, settings.uncompiled_with_id)

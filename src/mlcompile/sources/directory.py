@@ -76,6 +76,9 @@ def import_directory(settings, path: Path, task: str = "auto") -> tuple[VersionI
     chosen = resolve_task(facts, task)
     registry = open_registry(settings)
     project, model = settings.uncompiled_project, settings.uncompiled_model
+    if not model:
+        raise ConfigError("mlcompile import needs UNCOMPILED_MODEL: the model to register the directory as a "
+                          "version of, e.g. UNCOMPILED_MODEL=MY-SENTIMENT")
     content = fingerprint({"imported": checksums(path)})
     existing = registry.find_version(project, model, content)
     if existing is not None:
