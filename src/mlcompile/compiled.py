@@ -69,6 +69,7 @@ class CompiledSpec(BaseModel):
     config: str = "config"
     source_version: str
     source: dict = {}  # where the uncompiled version is: source_uri, logged_model_id (MLflow 3)
+    compiler_report: dict = {}  # what the toolchain said worth keeping, e.g. the ONNX optimizer's fusions
     versions: dict
     selection: Selection | None = None
 
@@ -95,15 +96,18 @@ class CompiledSpec(BaseModel):
     def describe_backend(self) -> str:
         """`onnx-int8 (auto, fastest that matches the model: onnx-int8 0.21 s, onnx 0.41 s, torchscript-bf16
         0.30 s (did not match the model: 2 checks failed); ...)`."""
+        unfused = self.compiler_report.get("attention_unfused")
+        note = f"; {unfused}" if unfused else ""
         if not self.selection:
-            return self.candidate
+            return self.candidate + note
         timings = ", ".join(
             f"{name} {m.seconds} s" + ("" if m.passed else f" (did not match the model: {len(m.failed_checks)} "
                                        f"checks failed, e.g. {m.failed_checks[0] if m.failed_checks else '?'})")
             for name, m in sorted(self.selection.candidates.items(), key=lambda item: item[1].seconds)
         )
         skipped = f"; neuron not used: {self.selection.neuron_skipped}" if self.selection.neuron_skipped else ""
-        return f"{self.candidate} (auto, fastest that matches the model: {timings}; {self.selection.workload}{skipped})"
+        return (f"{self.candidate} (auto, fastest that matches the model: {timings}; {self.selection.workload}"
+                f"{skipped}){note}")
 
     def executables(self, files: list[str]) -> list[Executable]:
         """Every executable the spec loads (each file at its shape), and any compiled file among

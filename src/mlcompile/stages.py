@@ -166,6 +166,7 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
             batch_size=settings.batch_size, buckets=built[compiler.label],
             source_version=version["version_id"], source={k: version.get(k) for k in ("source_uri", "logged_model_id")},
             versions={**inputs["versions"], **inputs["backends"][compiler.label]["versions"]}, selection=selection,
+            compiler_report=compiler.report(tmp / "workdir" / compiler.label),
         )
         spec.write(tmp)
         return {"backend": compiler.name, "precision": compiler.precision, "lengths": spec.lengths}

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -14,6 +15,7 @@ from mlcompile import cli
 from mlcompile.errors import EXIT_CODES
 
 from ..conftest import REPO, SMALL_SHAPES, pipeline_env
+from ..tiny_models import build
 
 pytestmark = pytest.mark.functional
 
@@ -87,6 +89,19 @@ def test_11_registry_error(run):
     code, output = run("run", "--stage", "download", UNCOMPILED_WITH_ID="KEYWORDS-TRAINED-9")
     assert code == 11, output
     assert "KEYWORDS-TRAINED-9 not found" in output and "KEYWORDS-TRAINED-1" in output
+
+
+def test_13_unsupported_model_names_what_it_found_and_writes_nothing(run, workspace):
+    model = build("bert", "text-classification", workspace / "gpt" / "model")
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "model_type": "gpt2",
+                                                   "architectures": ["GPT2ForSequenceClassification"]}))
+    code, output = run("run", UNCOMPILED_PATH=model, MODEL_TASK="auto", SEQUENCE_LENGTHS="")
+    assert code == 13, output
+    assert "architecture GPT2ForSequenceClassification (model_type 'gpt2') is not supported" in output
+    assert "mlcompile compiles the encoders bert, distilbert, roberta, xlm-roberta" in output
+    assert not (workspace / "outputs" / "download").exists()
+    assert not list((workspace / "outputs").glob(".download.build-*"))  # no half-built stage left behind
 
 
 def test_12_stage_artifact_error(run, workspace):

@@ -76,6 +76,8 @@ def quiet_tracing():
     with logger_at("sentence_transformers.base.model", logging.ERROR), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+        # DeBERTa-v2 builds its relative-position constants with torch.tensor(tensor) while traced
+        warnings.filterwarnings("ignore", message="To copy construct from a tensor", module=r"transformers\.")
         yield
 
 
@@ -93,6 +95,11 @@ class Backend:
     @property
     def label(self) -> str:
         return label(self.name, self.precision)
+
+    def report(self, workdir: Path) -> dict:
+        """What the toolchain said of a compile into `workdir` worth keeping with the artifact (e.g. the
+        ONNX optimizer's fusions); nothing by default."""
+        return {}
 
 
 def _backend_class(backend: str):

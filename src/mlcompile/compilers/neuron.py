@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
-from . import FP32, Backend
+from . import FP32, Backend, quiet_tracing
 
 DEFAULT_ARGS = "--auto-cast none --model-type transformer"
 BF16_CAST = ["--auto-cast", "matmult", "--auto-cast-type", "bf16"]  # matrix products in bf16, the rest fp32
@@ -161,7 +161,7 @@ class NeuronCompiler(Backend):
     def compile(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...], target: Path, workdir: Path) -> None:
         neuronx = _neuronx()
         workdir.mkdir(parents=True, exist_ok=True)
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), quiet_tracing():
             traced = neuronx.trace(
                 module.eval(), example, compiler_workdir=str(workdir), compiler_args=list(self.compiler_args),
                 inline_weights_to_neff=self.inline_weights,

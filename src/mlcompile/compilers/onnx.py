@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..artifacts import read_json, write_json_atomic
 from ..errors import ConfigError
 from . import FP32, Backend, logger_at, quiet_tracing
 
 INPUTS = ("input_ids", "attention_mask")
 # Portable fusions only: a higher level writes CPU-specific kernels into the saved file.
 OPTIMIZER_LEVEL = 0
+FUSIONS = "fusions.json"  # in the compile's work directory: what the optimizer fused, and what not
 
 
 @contextmanager
@@ -54,9 +56,38 @@ def _quiet_exporter():
 
 
 def _optimizer_model_type(config) -> str:
+    """ONNX Runtime's optimizer type for the model: its own where it has one, else `bert`, whose patterns
+    cover the BERT-like encoders (optimum's ORT configs map all of mlcompile's encoders to it)."""
     from onnxruntime.transformers.optimizer import MODEL_TYPES
 
     return config.model_type if config.model_type in MODEL_TYPES else "bert"
+
+
+# Why the optimizer's attention patterns do not match an architecture's attention.
+UNFUSED_ATTENTION = {
+    "deberta-v2": "DeBERTa's disentangled attention adds relative-position terms to the scores",
+    "mpnet": "MPNet adds a relative-position bias to the attention scores",
+    "modernbert": "ModernBERT's attention uses rotary positions and a sliding window",
+}
+
+
+def fusion_report(statistics: dict, config) -> dict:
+    """What the optimizer fused, and, where attention ran unfused (in some layers or all), why."""
+    fused = {name: count for name, count in statistics.items() if count}
+    attention = fused.get("Attention", 0) + fused.get("MultiHeadAttention", 0)
+    layers = getattr(config, "num_hidden_layers", None) if config is not None else None
+    model_type = getattr(config, "model_type", "?")
+    report = {"optimizer_model_type": _optimizer_model_type(config) if config is not None else "bert",
+              "fused": fused, "attention_unfused": None}
+    if not attention:
+        why = UNFUSED_ATTENTION.get(model_type, "ONNX Runtime's transformer optimizer has no pattern for it")
+        report["attention_unfused"] = (f"attention not fused in any layer: {why} ({model_type}); it runs as "
+                                       f"separate MatMul and Softmax operators")
+    elif layers and attention < layers:
+        report["attention_unfused"] = (f"attention fused in {attention} of {layers} layers ({model_type}"
+                                       + ("; ALBERT's layers share one set of weights" if model_type == "albert" else "")
+                                       + ")")
+    return report
 
 
 class OnnxCompiler(Backend):
@@ -107,7 +138,7 @@ class OnnxCompiler(Backend):
         fused = optimize_model(str(exported), model_type=_optimizer_model_type(config) if config else "bert",
                                num_heads=getattr(config, "num_attention_heads", 0),
                                hidden_size=getattr(config, "hidden_size", 0), opt_level=OPTIMIZER_LEVEL)
-        (workdir / "fusions.txt").write_text(f"{fused.get_fused_operator_statistics()}\n")
+        write_json_atomic(workdir / FUSIONS, fusion_report(fused.get_fused_operator_statistics(), config))
         if self.precision == FP32:
             fused.save_model_to_file(str(target))
             return
@@ -120,6 +151,11 @@ class OnnxCompiler(Backend):
         with logger_at(None, logging.ERROR):  # the quantizer advises pre-processing meant for image models
             quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+    def report(self, workdir: Path) -> dict:
+        """The optimizer's fusions of the compiled file (its work directory's record)."""
+        found = sorted(workdir.rglob(FUSIONS))
+        return read_json(found[0]) if found else {}
 
     def load(self, target: Path):
         import onnxruntime

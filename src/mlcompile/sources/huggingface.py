@@ -88,7 +88,7 @@ def inspect(root: Path) -> ModelFacts:
         missing.append("PyTorch weights (" + " or ".join(WEIGHT_FILES[:2]) + ")"
                        + ("; it has TensorFlow weights only: save it with PyTorch" if only_tf else ""))
     if not any((transformer_dir / name).is_file() for name in TOKENIZER_FILES):
-        missing.append(f"a tokenizer ({', '.join(TOKENIZER_FILES)})")
+        missing.append(f"tokenizer files ({', '.join(TOKENIZER_FILES)})")
     if missing:
         raise RegistryError(f"{transformer_dir}: the model is incomplete: no {'; no '.join(missing)}")
     if model_type not in SUPPORTED_MODEL_TYPES:
