@@ -31,6 +31,7 @@ def _seed(args) -> int:
     from transformers.utils import logging as hf_logging
 
     from .demo import seed
+    from .demo.models import DEMOS
     from .registry import location
 
     hf_logging.disable_progress_bar()  # per-tensor load/save bars say nothing useful here
@@ -38,7 +39,11 @@ def _seed(args) -> int:
     if args.project:
         os.environ["PROJECT"] = args.project
     settings = load_settings()
-    if args.if_missing and settings.uncompiled_with_id and _uncompiled_exists(settings):
+    if args.if_missing and (settings.uncompiled_path or settings.project not in DEMOS):
+        print(f"nothing to seed: project {settings.project!r} compiles "
+              f"{settings.uncompiled_path or settings.uncompiled_with_id}, not a demo model")
+        return 0
+    if args.if_missing and _uncompiled_exists(settings):
         print(f"nothing to seed: {settings.uncompiled_with_id} is in project {settings.uncompiled_project!r} "
               f"of the {settings.registry} registry at {location(settings)}")
         return 0

@@ -15,6 +15,7 @@ from mlcompile import pyfunc
 from mlcompile.compiled import executable_name
 from mlcompile.compilers import bf16_supported, label, parse_candidate
 from mlcompile.registry.local import LocalRegistry
+from mlcompile.demo.models import DEMOS
 from mlcompile.tasks import get_task
 
 
@@ -32,7 +33,7 @@ def test_run_project_validates_and_registers(project, compiler, seeded_registrie
     assert f"upload: registered {model}-COMPILED-1" in output
 
     version = LocalRegistry(tmp_path / "registry").get_version(f"mlcompile/{project}", f"{model}-COMPILED-1")
-    assert version.card["task"] == project and version.card["compiled"] is True
+    assert version.card["task"] == DEMOS[project].task and version.card["compiled"] is True
     assert version.card["lineage"]["uncompiled_version"] == f"{model}-TRAINED-1"
     assert {"validation/report.html", "validation/verdict.json", "compiled/compiled.json", "MLmodel"} <= set(version.files)
     # an MLflow model in its registry directory: MLflow alone loads it and predicts as the validated pipeline
@@ -43,20 +44,20 @@ def test_run_project_validates_and_registers(project, compiler, seeded_registrie
     text = "Angela Merkel visited Siemens in Munich and loved it."
     [served] = mlflow.pyfunc.load_model(str(files)).predict(pd.DataFrame({"text": [text]}))
     validated = pyfunc.load(tmp_path / "outputs" / "compile")
-    assert get_task(project).outcome(served) == get_task(project).outcome(validated.predict([text])[0])
+    assert get_task(DEMOS[project].task).outcome(served) == get_task(DEMOS[project].task).outcome(validated.predict([text])[0])
     assert version.details.metrics["checks_passed"] == version.details.metrics["checks"] > 0
     predicted = in_process.cli(tmp_path, "predict", str(files.parent), text)  # mlcompile's own call, same answer
     assert predicted.returncode == 0, predicted.output
-    assert get_task(project).outcome(json.loads(predicted.output.strip().splitlines()[-1])) == \
-        get_task(project).outcome(served)
+    assert get_task(DEMOS[project].task).outcome(json.loads(predicted.output.strip().splitlines()[-1])) == \
+        get_task(DEMOS[project].task).outcome(served)
     assert version.details.params["backend"] == json.loads((files / "compiled" / "compiled.json").read_text())["backend"]
 
     verdict = json.loads((tmp_path / "outputs" / "validate" / "verdict.json").read_text())
     assert verdict["summary"]["passed"] is True
     cases = set(verdict["rules"]["cases"])
-    task = get_task(project)
+    task = get_task(DEMOS[project].task)
     assert len(cases) >= 10 and all(f"{case}::invariance" in verdict["results"] for case in cases)
-    assert {c for c in cases if c.startswith("registry-")} == {f"registry-{i['id']}" for i in task.demo_inputs}
+    assert {c for c in cases if c.startswith("registry-")} == {f"registry-{i['id']}" for i in DEMOS[project].inputs}
     assert "longer-than-compiled" in verdict["summary"]["truncated_cases"]
     listed = in_process.cli(tmp_path, "list", PROJECT=project).output
     assert f'"version": "{model}-COMPILED-1"' in listed and '"lifecycle": "staging"' in listed

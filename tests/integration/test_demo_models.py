@@ -6,6 +6,7 @@ import pytest
 
 from mlcompile.artifacts import read_json
 from mlcompile.registry.local import LocalRegistry
+from mlcompile.demo.models import DEMOS
 from mlcompile.tasks import get_task
 
 pytestmark = pytest.mark.integration
@@ -19,7 +20,7 @@ def demo(seeded_registries, tmp_path_factory):
     for project, (registry_project, version_id) in VERSIONS.items():
         files = tmp_path_factory.mktemp(project)
         version = LocalRegistry(seeded_registries[project]).download(registry_project, version_id, files)
-        loaded[project] = (get_task(project).reference(files, version.card), version.card, files)
+        loaded[project] = (get_task(DEMOS[project].task).reference(files, version.card), version.card, files)
     return loaded
 
 
@@ -62,10 +63,10 @@ def test_sentiment_demo_labels_plain_cases_with_a_clear_margin(demo, text, label
 @pytest.mark.parametrize("project", sorted(VERSIONS))
 def test_demo_version_carries_its_recipe_and_reproducible_predictions(demo, project):
     pipeline, card, files = demo[project]
-    assert card["task"] == project and card["training"]["epochs"] == 3 and card["training"]["trainable_layers"] == 2
+    assert card["task"] == DEMOS[project].task and card["training"]["epochs"] == 3 and card["training"]["trainable_layers"] == 2
     inputs = read_json(files / "tests" / "inputs.json")
     stored = {p["id"]: p for p in read_json(files / "tests" / "predictions.json")}
-    task = get_task(project)
+    task = get_task(DEMOS[project].task)
     for item in inputs:
         now = pipeline.predict(item["text"], card["inference_params"])
         assert task.outcome(now) == task.outcome(stored[item["id"]])

@@ -97,7 +97,7 @@ def its_page_says_what_produced_it(verdict: dict):
     client = MlflowClient()
     version = client.get_model_version_by_alias(MODEL, "staging")
     run = client.get_run(version.run_id)
-    assert "compiled from KEYWORDS-TRAINED-1 (mlcompile/keywords) by onnx" in version.description
+    assert "compiled from KEYWORDS-TRAINED-1 (models:/KEYWORDS-TRAINED/1) by onnx" in version.description
     assert 'mlflow.pyfunc.load_model("models:/KEYWORDS-COMPILED@staging")' in version.description
     assert "checks passed over" in run.data.tags["mlflow.note.content"]
     assert "after every validation check" in client.get_registered_model(MODEL).description
