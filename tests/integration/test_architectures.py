@@ -27,6 +27,17 @@ MATRIX = [(architecture, KINDS[k], BACKENDS[(k + a) % len(BACKENDS)])
           for a, architecture in enumerate(ARCHITECTURES) for k in range(len(KINDS))]
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread, as the pipeline gives each of two workers on two cores (here no plugin sets it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def validate(settings) -> tuple[dict, float]:
     """download, compile and validate with the stage functions; the verdict's summary and the seconds."""
     started = time.perf_counter()
@@ -40,7 +51,7 @@ def validate(settings) -> tuple[dict, float]:
 
 
 @pytest.mark.parametrize("architecture, kind, backend", MATRIX, ids=[f"{a}-{k}-{b}" for a, k, b in MATRIX])
-def test_every_architecture_compiles_and_validates_on_every_backend(settings_env, monkeypatch, request,
+def test_every_architecture_compiles_and_validates_on_every_backend(settings_env, monkeypatch, request, one_thread,
                                                                     architecture, kind, backend):
     if backend == "neuron":
         request.getfixturevalue("standin_neuronx")

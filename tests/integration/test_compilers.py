@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_neuron_backend_runs_the_pipeline_with_the_standin(workspace, in_process, standin_neuronx):
-    done = in_process.pytest(workspace, COMPILER="neuron", CASES_FILE=FEW_CASES)
+    done = in_process.pytest(workspace, COMPILER="neuron", CASES_FILE=FEW_CASES, BATCH_SIZE=2)
     assert done.returncode == 0, done.output
     assert "compile: backend neuron" in done.output and "upload: registered KEYWORDS-COMPILED-1" in done.output
     compiled = workspace / "outputs" / "compile"

@@ -4,13 +4,12 @@ and test files (inputs, inference params, predictions of the uncompiled CPU pipe
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 from ..artifacts import fingerprint, write_json_atomic
 from ..cases import TEST_FILES
 from ..errors import ConfigError
-from ..registry import VersionInfo, open_registry, split_version_id
+from ..registry import VersionInfo, open_registry, register_once, split_version_id
 from ..settings import Settings
 from ..tasks import get_task
 from .models import demo_for
@@ -30,13 +29,8 @@ def seed(settings: Settings) -> tuple[VersionInfo, bool]:
     project, model = settings.uncompiled_project, settings.uncompiled_model
     # Fingerprint what the model is built from, so a registered demo is found before (re)training.
     fp = fingerprint({"task": demo.task, "recipe": demo.recipe(), "inputs": demo.inputs})
-    existing = registry.find_version(project, model, fp)
-    if existing is not None:
-        return existing, False
-    Path(settings.outputs_dir).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=settings.outputs_dir, prefix=".seed-") as tmp:
-        files = Path(tmp) / "files"
-        files.mkdir()
+
+    def build(files: Path) -> tuple[dict, dict]:
         card = demo.build(files)
         params = card.get("inference_params", {})
         reference = task.reference(files, card)
@@ -48,7 +42,9 @@ def seed(settings: Settings) -> tuple[VersionInfo, bool]:
         write_json_atomic(files / TEST_FILES["inputs"], demo.inputs)
         write_json_atomic(files / TEST_FILES["params"], params)
         write_json_atomic(files / TEST_FILES["predictions"], predictions)
-        version, created = registry.register(project, model, files, card, {"source": "mlcompile seed"}, fp)
+        return card, {"source": "mlcompile seed"}
+
+    version, created = register_once(registry, project, model, fp, settings.outputs_dir, build)
     if settings.uncompiled_with_id and settings.uncompiled_model == split_version_id(settings.uncompiled_with_id)[0] and (
         version.version_id != settings.uncompiled_with_id
     ):

@@ -11,7 +11,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ..errors import ConfigError, RegistryError
 
@@ -95,6 +95,24 @@ class Registry(Protocol):
 
 
 LIFECYCLES = ("none", "staging", "production", "archived")
+
+
+def register_once(registry: Registry, project: str, model: str, fingerprint: str, scratch: Path,
+                  build: Callable[[Path], tuple[dict, dict]]) -> tuple[VersionInfo, bool]:
+    """The version of `model` whose content has `fingerprint`, found before anything is built; else a
+    new one: `build(files)` writes its files (in a temporary directory under `scratch`) and returns its
+    card and metadata. Returns the version and whether it was created now."""
+    import tempfile
+
+    existing = registry.find_version(project, model, fingerprint)
+    if existing is not None:
+        return existing, False
+    Path(scratch).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=".register-") as tmp:
+        files = Path(tmp) / "files"
+        files.mkdir()
+        card, metadata = build(files)
+        return registry.register(project, model, files, card, metadata, fingerprint)
 
 
 def copy_verified(source: Path, version: VersionInfo, dest: Path) -> None:

@@ -5,12 +5,11 @@ version of UNCOMPILED_MODEL with a card derived from the model's own config (`ml
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from ..artifacts import fingerprint, sha256_file
 from ..errors import ArtifactError, ConfigError
-from ..registry import VersionInfo, open_registry
+from ..registry import VersionInfo, open_registry, register_once
 from . import MODEL_DIR, Fetched
 from .huggingface import derived_card, inspect, resolve_task
 
@@ -79,14 +78,11 @@ def import_directory(settings, path: Path, task: str = "auto") -> tuple[VersionI
     if not model:
         raise ConfigError("mlcompile import needs UNCOMPILED_MODEL: the model to register the directory as a "
                           "version of, e.g. UNCOMPILED_MODEL=MY-SENTIMENT")
-    content = fingerprint({"imported": checksums(path)})
-    existing = registry.find_version(project, model, content)
-    if existing is not None:
-        return existing, False
-    Path(settings.outputs_dir).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=settings.outputs_dir, prefix=".import-") as tmp:
-        files = Path(tmp) / "files"
+
+    def build(files: Path) -> tuple[dict, dict]:
         copy_model(path, files / MODEL_DIR)
-        card = derived_card(facts, chosen, path.as_uri(), MODEL_DIR)
-        return registry.register(project, model, files, card, {"source": "mlcompile import",
-                                                               "imported_from": str(path)}, content)
+        return derived_card(facts, chosen, path.as_uri(), MODEL_DIR), {"source": "mlcompile import",
+                                                                       "imported_from": str(path)}
+
+    return register_once(registry, project, model, fingerprint({"imported": checksums(path)}), settings.outputs_dir,
+                         build)

@@ -98,20 +98,22 @@ class TaskFamily:
     def tensor(self, check: str, prediction: dict) -> Any:
         return prediction[check]
 
-    # --- agreement over a regression set (mlcompile.regression)
+    # --- agreement over a regression set (mlcompile.regression); by default the share of rows whose
+    # task output is the same, one check
     agreement_checks: tuple[str, ...]  # aggregate checks of the task outcome, each against a threshold
+    agreement_meaning: str = "rows with the same task output"
 
     def agreement_counts(self, compiled: dict, reference: dict) -> dict[str, float]:
         """One row's contribution to the set's agreement (summed over rows)."""
-        raise NotImplementedError
+        return {"same": float(self.outcome(compiled) == self.outcome(reference))}
 
     def row_agreement(self, counts: dict[str, float]) -> float:
         """One row's agreement in [0, 1] (1: the same outcome), for the worst rows."""
-        raise NotImplementedError
+        return counts["same"]
 
     def agreement(self, totals: dict[str, float], rows: int) -> dict[str, tuple[float, str]]:
         """Each agreement check: its value over the set in [0, 1] and what it measures."""
-        raise NotImplementedError
+        return {self.agreement_checks[0]: (totals.get("same", 0.0) / rows if rows else 1.0, self.agreement_meaning)}
 
     # --- shared comparison
     def checks(self, case: Case) -> list[str]:

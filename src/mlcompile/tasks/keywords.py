@@ -13,7 +13,7 @@ import numpy as np
 
 from ..batching import BucketedRunner
 from . import CompiledPipeline, Pipeline
-from .sentence_embeddings import SentenceEmbeddingsTask, compiled_embed, load_sentence_transformer
+from .sentence_embeddings import SentenceEmbeddingsTask, compiled_embed
 
 DEFAULT_PARAMS = {"keyphrase_ngram_range": [1, 1], "stop_words": "english", "top_n": 3}
 
@@ -81,8 +81,7 @@ class KeywordsTask(SentenceEmbeddingsTask):
     default_params = DEFAULT_PARAMS
 
     def reference(self, model_dir: Path, card: dict) -> KeywordsPipeline:
-        model = load_sentence_transformer(model_dir)
-        model.max_seq_length = self.max_length(model_dir)  # no more than the model can embed
+        model = self.uncompiled_model(model_dir)
         return KeywordsPipeline(_keybert(model), self.reference_text_info(model))
 
     def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledKeywordsPipeline:

@@ -150,9 +150,14 @@ class SentenceEmbeddingsTask(TaskFamily):
 
         return text_info
 
-    def reference(self, model_dir: Path, card: dict) -> EmbeddingsPipeline:
+    def uncompiled_model(self, model_dir: Path):
+        """The sentence-transformer, truncating at no more than the model can embed."""
         model = load_sentence_transformer(model_dir)
-        model.max_seq_length = self.max_length(model_dir)  # no more than the model can embed
+        model.max_seq_length = self.max_length(model_dir)
+        return model
+
+    def reference(self, model_dir: Path, card: dict) -> EmbeddingsPipeline:
+        model = self.uncompiled_model(model_dir)
         return EmbeddingsPipeline(reference_embed(model), self.reference_text_info(model))
 
     def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledEmbeddingsPipeline:
@@ -167,13 +172,4 @@ class SentenceEmbeddingsTask(TaskFamily):
         return prediction[check]
 
     agreement_checks = ("neighbours_exact_rate",)
-
-    def agreement_counts(self, compiled: dict, reference: dict) -> dict[str, float]:
-        return {"same": float(self.outcome(compiled) == self.outcome(reference))}
-
-    def row_agreement(self, counts: dict[str, float]) -> float:
-        return counts["same"]
-
-    def agreement(self, totals: dict[str, float], rows: int) -> dict[str, tuple[float, str]]:
-        return {"neighbours_exact_rate": (totals.get("same", 0.0) / rows if rows else 1.0,
-                                          "rows with the same nearest anchor sentences in the same order")}
+    agreement_meaning = "rows with the same nearest anchor sentences in the same order"

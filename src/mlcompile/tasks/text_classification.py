@@ -44,15 +44,7 @@ class TextClassificationTask(ClassificationTask):
         return prediction["label"]
 
     agreement_checks = ("label_agreement",)
-
-    def agreement_counts(self, compiled: dict, reference: dict) -> dict[str, float]:
-        return {"same": float(self.outcome(compiled) == self.outcome(reference))}
-
-    def row_agreement(self, counts: dict[str, float]) -> float:
-        return counts["same"]
-
-    def agreement(self, totals: dict[str, float], rows: int) -> dict[str, tuple[float, str]]:
-        return {"label_agreement": (totals.get("same", 0.0) / rows if rows else 1.0, "rows with the same label")}
+    agreement_meaning = "rows with the same label"
 
     def tensor(self, check: str, prediction: dict):
         probabilities = prediction[check]
