@@ -123,7 +123,7 @@ def run(settings: Settings, only: list[str] | None = None, repeat: int = 3, corp
     downloaded = stages.download(settings)
     task = stages.task_of(downloaded)
     cases = stages.load_cases(settings, downloaded)
-    corpus = workloads.read_corpus(settings.project)[:corpus_size]
+    corpus = workloads.read_corpus(settings.project, fallback=settings.regression_set)[:corpus_size]
     max_length = task.max_length(downloaded.path)
     planned = [v for v in variants(settings, max_length) if not only or v.name in only or v.name == UNCOMPILED]
 

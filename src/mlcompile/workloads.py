@@ -99,9 +99,16 @@ def write_corpus(project: str, dest: Path = CORPUS_DIR) -> Path:
     return write_jsonl(build_corpus(project), dest / f"{project}.jsonl")
 
 
-def read_corpus(project: str, root: Path = CORPUS_DIR) -> list[str]:
+def read_corpus(project: str, root: Path = CORPUS_DIR, fallback: Path | None = None) -> list[str]:
+    """The project's bench corpus; a project without one (a user's) is timed on `fallback`, its
+    regression set, when it names one."""
     path = root / f"{project}.jsonl"
+    if not path.is_file() and fallback is not None:
+        from .regression import read_rows
+
+        return [row.text for row in read_rows(fallback, {})]
     if not path.is_file():
-        raise ConfigError(f"no bench corpus for PROJECT={project!r}: {path} is missing "
-                          f"(known: {', '.join(sorted(p.stem for p in root.glob('*.jsonl')))})")
+        raise ConfigError(f"no bench corpus for PROJECT={project!r}: {path} is missing (known: "
+                          f"{', '.join(sorted(p.stem for p in root.glob('*.jsonl')))}); set REGRESSION_SET to a file "
+                          f"of your texts to time them instead")
     return [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]

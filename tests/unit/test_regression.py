@@ -236,3 +236,13 @@ def test_the_growth_bench_repeats_the_set_to_any_size_with_unique_ids(tmp_path):
     grown = list(read_rows(synthesize(write_rows(tmp_path, ROWS), 7, tmp_path / "grown.jsonl"), {}))
     assert [row.text for row in grown] == [ROWS[i % 3]["text"] for i in range(7)]
     assert len({row.id for row in grown}) == 7 and grown[4].id == "b-r1"
+
+
+def test_a_project_without_a_bench_corpus_is_timed_on_its_regression_set(tmp_path):
+    from mlcompile.workloads import read_corpus
+
+    rows = tmp_path / "mine.jsonl"
+    rows.write_text('{"text": "first"}\n{"id": "b", "text": "second"}\n')
+    assert read_corpus("mine", root=tmp_path / "no-corpora", fallback=rows) == ["first", "second"]
+    with pytest.raises(ConfigError, match="no bench corpus for PROJECT='mine'.*set REGRESSION_SET"):
+        read_corpus("mine", root=tmp_path / "no-corpora")
