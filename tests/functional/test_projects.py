@@ -55,7 +55,6 @@ def test_run_project_validates_and_registers(project, compiler, seeded_registrie
     verdict = json.loads((tmp_path / "outputs" / "validate" / "verdict.json").read_text())
     assert verdict["summary"]["passed"] is True
     cases = set(verdict["rules"]["cases"])
-    task = get_task(DEMOS[project].task)
     assert len(cases) >= 10 and all(f"{case}::invariance" in verdict["results"] for case in cases)
     assert {c for c in cases if c.startswith("registry-")} == {f"registry-{i['id']}" for i in DEMOS[project].inputs}
     assert "longer-than-compiled" in verdict["summary"]["truncated_cases"]
