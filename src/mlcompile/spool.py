@@ -18,6 +18,7 @@ from .verdict import Rules, Verdict
 
 PLAN = "plan.json"
 UPLOAD = "upload.json"
+LOST = "lost"  # a worker died: what it was running never reports
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,21 @@ class CheckSpool:
         folder = self.root / "checks"
         return [CheckOutcome(**read_json(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
+    def record_lost(self, check_id: str, message: str) -> None:
+        """A worker died running `check_id`: an error outcome, and every wait for checks ends now."""
+        self.write_outcome(CheckOutcome(check_id, "error", None, message))
+        (self.root / LOST).touch()
+
+    def lost(self) -> bool:
+        return (self.root / LOST).is_file()
+
     def wait_for(self, check_ids: list[str], timeout: float, poll: float = 0.5) -> list[str]:
-        """Wait until every check id has an outcome; return those still missing at the timeout."""
+        """Wait until every check id has an outcome, a worker is lost (the verdict cannot pass: no reason to
+        wait), or the timeout; return those still missing."""
         deadline = time.monotonic() + timeout
         while True:
             missing = [c for c in check_ids if not self._outcome_file(c).is_file()]
-            if not missing or time.monotonic() >= deadline:
+            if not missing or self.lost() or time.monotonic() >= deadline:
                 return missing
             time.sleep(poll)
 

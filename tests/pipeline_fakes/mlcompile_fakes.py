@@ -5,11 +5,13 @@ the real upload gate and local registry run in well under a second. Loaded with 
 FAKE_FAILING          comma-separated check ids that fail
 FAKE_COMPILE_SALT     changes the compiled bytes (a recompiled artifact)
 FAKE_DOWNLOAD_ERROR   the download fails with this registry error
+FAKE_CRASH            the process running this check id dies (SIGKILL), as a worker killed mid-validation
 """
 
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 import torch
@@ -77,6 +79,8 @@ class FakeValidation:
 
     def result(self, check_id):
         called(f"check {check_id}")
+        if check_id == os.environ.get("FAKE_CRASH"):
+            os.kill(os.getpid(), signal.SIGKILL)
         case, check = check_id.split("::")
         failing = os.environ.get("FAKE_FAILING", "").split(",")
         return CheckResult(case, check, check_id not in failing, "scripted")
