@@ -9,7 +9,6 @@ import html
 import importlib.util
 import multiprocessing
 import os
-import platform
 import resource
 import statistics
 import time
@@ -22,34 +21,17 @@ from . import stages, workloads
 from .artifacts import write_json_atomic, write_text_atomic
 from .compiled import CompiledSpec
 from .compilers import CPU_BACKENDS, PRECISIONS, bf16_supported, get_compiler, label
+from .machine import cpu_description
 from .settings import Settings
 
 UNCOMPILED = "uncompiled"
 REFERENCE_APPROACH = "reference-approach"
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile", "neon", "sve")
-
-
 @dataclass
 class Variant:
     name: str
     what: str
     overrides: dict = field(default_factory=dict)  # settings of its compile stage
     skipped: str | None = None
-
-
-def cpu_description() -> dict:
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
-                model = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {"model": model, "machine": platform.machine(), "flags": [f for f in CPU_FLAGS if f in flags],
-            "torch_capability": torch.backends.cpu.get_cpu_capability(), "logical_cpus": os.cpu_count()}
 
 
 def variants(settings: Settings, max_length: int) -> list[Variant]:

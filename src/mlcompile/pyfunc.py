@@ -19,9 +19,11 @@ from .artifacts import read_json
 from .compiled import SPEC_FILE, CompiledSpec
 from .compilers import logger_at
 from .errors import ArtifactError
+from .machine import check_load
 from .registry import MODEL_CARD
 
 DATA = "compiled"  # the compiled artifact's folder in a version's files
+VALIDATION = "validation"  # the verdict and report in a version's files
 LOADER = "mlcompile.pyfunc"
 TEXT = "text"  # the input column
 
@@ -100,7 +102,11 @@ def _load_pyfunc(data_path: str) -> CompiledTaskModel:
     from .tasks import get_task
 
     path = Path(data_path)
-    return CompiledTaskModel(load_pipeline(path), get_task(CompiledSpec.read(path).task),
+    spec = CompiledSpec.read(path)
+    verdict = path.parent / VALIDATION / "verdict.json"  # beside compiled/ in a registered version's files
+    if verdict.is_file():  # reduced precision proven on another CPU: MACHINE_MISMATCH says warn or refuse
+        check_load(read_json(verdict).get("machine"), spec.precision, str(path.parent))
+    return CompiledTaskModel(load_pipeline(path), get_task(spec.task),
                              read_json(path / MODEL_CARD).get("inference_params", {}))
 
 

@@ -73,6 +73,9 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
         if result.get("margin") is not None:
             key = f"smallest_margin.{kind}"
             metrics[key] = min(metrics.get(key, result["margin"]), result["margin"])
+    if verdict.machine:
+        params["validated.cpu"] = verdict.machine.get("model")
+        params["validated.cpu_flags"] = ",".join(verdict.machine.get("flags", []))
     if spec.selection:
         params["auto.workload"] = spec.selection.workload
         metrics |= {f"auto_seconds.{name}": m.seconds for name, m in spec.selection.candidates.items()}
@@ -112,14 +115,17 @@ def _create(registry, settings: Settings, compiled: Artifact, spec: CompiledSpec
     with tempfile.TemporaryDirectory(dir=settings.outputs_dir, prefix=".upload-") as tmp:
         files = Path(tmp) / "files"
         shutil.copytree(compiled.path, files / "compiled")
-        (files / "validation").mkdir()
-        write_json_atomic(files / "validation" / "verdict.json", verdict.as_dict())
-        (files / "validation" / "report.html").write_text(
+        (files / pyfunc.VALIDATION).mkdir()
+        write_json_atomic(files / pyfunc.VALIDATION / "verdict.json", verdict.as_dict())
+        (files / pyfunc.VALIDATION / "report.html").write_text(
             render_html(verdict, f"Validation of {settings.compiled_model}", recorded)
         )
         examples = [case["text"] for case in read_json(settings.cases_file)[:2]]
         pyfunc.write_mlmodel(files, spec, read_json(compiled.path / MODEL_CARD), examples)
         metadata = {k: v for k, v in recorded.items() if isinstance(v, str)}
         metadata["validation_passed"] = "true"
+        if verdict.machine:  # where the numbers were proven: a reduced-precision load elsewhere says so
+            metadata["validated_cpu"] = str(verdict.machine.get("model"))
+            metadata["validated_cpu_flags"] = ",".join(verdict.machine.get("flags", []))
         return registry.register(settings.compiled_project, settings.compiled_model, files, card, metadata,
                                  compiled.content_id, details(settings, spec, verdict))

@@ -123,9 +123,20 @@ def _short(value, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def evidence_list(rules) -> str:
-    """What the validation compared against (stored predictions, cases, regression set)."""
-    return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in rules.evidence_lines()) + "</ul>"
+def machine_line(machine: dict | None) -> str:
+    """Where the checks ran: the CPU, its numerics flags and the runtimes."""
+    if not machine:
+        return "not recorded"
+    runtimes = ", ".join(f"{name} {version}" for name, version in machine.get("runtimes", {}).items())
+    return (f"{machine.get('model', '?')} ({machine.get('machine', '?')}; flags: "
+            f"{', '.join(machine.get('flags', [])) or 'none of AVX2, AVX-512, VNNI, BF16, AMX'}; "
+            f"torch kernels {machine.get('torch_capability', '?')}){'; ' + runtimes if runtimes else ''}")
+
+
+def evidence_list(rules, machine: dict | None = None) -> str:
+    """What the validation compared against (stored predictions, cases, regression set), and where it ran."""
+    lines = [*rules.evidence_lines(), f"validated on: {machine_line(machine)}"]
+    return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
 
 
 def render_html(verdict: Verdict, title: str, lineage: dict) -> str:
@@ -162,7 +173,7 @@ Truncated inputs: {html.escape(', '.join(summary['truncated_cases']) or 'none')}
 Precision: {html.escape(verdict.rules.precision)}; tolerance: atol {verdict.rules.atol:g}, rtol {verdict.rules.rtol:g}.</p>
 <table>{lineage_rows}</table>
 <h2>Evidence</h2>
-{evidence_list(verdict.rules)}
+{evidence_list(verdict.rules, verdict.machine)}
 <h2>Coverage of the compiled artifact</h2>
 {coverage_table(verdict.coverage)}
 {('<h2>Regression set</h2>' + regression_section(verdict)) if verdict.rules.regression else ''}

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     # upload merges all N (outputs/validate-shards/) and registers only when every one is there and passed
     regression_shard: str | None = None
     torch_threads: PositiveInt | None = None
+    # Loading a reduced-precision artifact on a CPU without a numerics flag its validation had: warn or refuse
+    # (read from the environment where it loads, also without a project: mlcompile.machine)
+    machine_mismatch: Literal["warn", "refuse"] = "warn"
 
     @model_validator(mode="before")
     @classmethod

@@ -10,7 +10,7 @@ from pathlib import Path
 from .artifacts import Stage, read_json
 from .errors import UploadRefused
 from .regression import REGRESSION_CASE, merge
-from .tasks import get_task
+from .tasks import TOKENIZATION_CHECK, get_task
 from .verdict import PASSED, Verdict
 
 SHARDS_DIR = "validate-shards"  # outputs/validate-shards/<I>-of-<N>/: a stage per shard
@@ -85,5 +85,18 @@ def merged(task_name: str, shards: list[tuple[str, Verdict]], tolerance) -> Verd
                            tolerance)
             results[check_id] = result.as_dict()
             outcomes[check_id] = PASSED if result.passed else "failed"
+        elif check_id == TOKENIZATION_CHECK:  # each shard tokenized its rows (and the cases)
+            texts = sum(v.results.get(check_id, {}).get("details", {}).get("texts", 0) for v in verdicts)
+            results[check_id] = {**results.get(check_id, {}), "message": f"every shard's texts ({texts} in all, cases "
+                                 f"counted per shard) tokenize to the same ids in both pipelines"}
     return Verdict(first.compiled_content_id, rules, outcomes, results,
-                   {c: m for c, m in first.messages.items() if outcomes.get(c) != PASSED})
+                   {c: m for c, m in first.messages.items() if outcomes.get(c) != PASSED}, merged_machine(verdicts))
+
+
+def merged_machine(verdicts: list[Verdict]) -> dict | None:
+    """The shards' machine; where they differ, every flag any of them had (a load is checked against all)."""
+    machines = [v.machine for v in verdicts if v.machine]
+    if not machines or all(m == machines[0] for m in machines):
+        return machines[0] if machines else None
+    flags = sorted({flag for m in machines for flag in m.get("flags", [])})
+    return {"model": "; ".join(sorted({m.get("model", "?") for m in machines})), "flags": flags, "shards": machines}

@@ -28,13 +28,16 @@ class ValidationPlan:
     compiled_content_id: str
     rules: Rules
     reused: bool  # replayed from a published verdict rather than run
+    machine: dict | None = None  # where the checks run (a replay: where they ran)
 
     def as_dict(self) -> dict:
-        return {"compiled_content_id": self.compiled_content_id, "rules": self.rules.as_dict(), "reused": self.reused}
+        return {"compiled_content_id": self.compiled_content_id, "rules": self.rules.as_dict(), "reused": self.reused,
+                "machine": self.machine}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ValidationPlan":
-        return cls(data["compiled_content_id"], Rules.from_dict(data["rules"]), bool(data["reused"]))
+        return cls(data["compiled_content_id"], Rules.from_dict(data["rules"]), bool(data["reused"]),
+                   data.get("machine"))
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ class CheckSpool:
         plan = self.plan()
         if plan is None:
             return None
-        verdict = Verdict(plan.compiled_content_id, plan.rules)
+        verdict = Verdict(plan.compiled_content_id, plan.rules, machine=plan.machine)
         for record in self.outcomes():
             verdict.outcomes[record.check_id] = record.outcome
             if record.result:

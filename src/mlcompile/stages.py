@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from . import cases as case_files
-from . import regression, shards, sources
+from . import components, regression, shards, sources
 from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomic
 from .cases import Case
 from .compiled import CompiledSpec, compile_shapes, load_runner
@@ -160,6 +160,7 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
             path.rename(tmp / path.name)
         shutil.rmtree(backends)
         shutil.copyfile(downloaded.path / MODEL_CARD, tmp / MODEL_CARD)
+        components.keep_modules(downloaded.path / sources.MODEL_DIR, tmp)
         spec = CompiledSpec(
             task=task.name, backend=compiler.name, precision=compiler.precision, requested_compiler=settings.compiler,
             compiler_settings=compiler.settings(), dynamic_shapes=compiler.dynamic_shapes,
@@ -204,7 +205,17 @@ def validation(settings: Settings, downloaded: Artifact, compiled: Artifact, cas
         recorded=recorded,
         regression_rows=lambda: regression.read_rows(settings.regression_set,
                                                      model_card(downloaded).get("inference_params", {})),
+        components=lambda: components.check(compiled.path, CompiledSpec.read(compiled.path),
+                                            downloaded.path / sources.MODEL_DIR, task.tokenizer_dir(downloaded.path),
+                                            model_card(downloaded)),
+        load_uncompiled_tokenizer=lambda: uncompiled_tokenizer(task, downloaded),
     )
+
+
+def uncompiled_tokenizer(task: TaskFamily, downloaded: Artifact):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(task.tokenizer_dir(downloaded.path)), local_files_only=True)
 
 
 def publish_validation(settings: Settings, verdict: Verdict, pytest_report: Path | None) -> Artifact:

@@ -7,13 +7,15 @@ its recorded results are replayed instead (a warm re-run reuses the stage)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import cached_property
 from typing import Callable, Iterator
 
-from . import coverage, regression
+from . import components, coverage, regression
 from .compare import CheckResult
-from .tasks import COVERAGE_CHECK, Case, TaskFamily
+from .machine import describe
+from .tasks import COMPONENTS_CHECK, COVERAGE_CHECK, TOKENIZATION_CHECK, Case, TaskFamily
 from .spool import ValidationPlan
 from .verdict import Rules, Verdict
 
@@ -31,6 +33,8 @@ class Validation:
         executables: Callable[[], list[coverage.Executable]],
         recorded: Verdict | None = None,
         regression_rows: Callable[[], Iterator[regression.Row]] | None = None,
+        components: Callable[[], CheckResult] | None = None,
+        load_uncompiled_tokenizer: Callable[[], object] | None = None,
     ):
         self.task = task
         self.cases = {case.id: case for case in cases}
@@ -42,6 +46,8 @@ class Validation:
         self._load_eager = load_eager  # the uncompiled module the artifact was compiled from
         self._executables = executables
         self._regression_rows = regression_rows
+        self._components = components  # the artifact's non-executable parts against the uncompiled model's
+        self._load_uncompiled_tokenizer = load_uncompiled_tokenizer
         self._results: dict[str, dict[str, CheckResult]] = {}
         self._noted: set[str] = set()
         fresh = Verdict(compiled_content_id, rules)
@@ -78,6 +84,10 @@ class Validation:
             return result
         if check_id == COVERAGE_CHECK:
             return self._coverage()
+        if check_id == COMPONENTS_CHECK:
+            return self._components_result
+        if check_id == TOKENIZATION_CHECK:
+            return self._tokenization
         if case_id == regression.REGRESSION_CASE:
             return self._regression[check]
         if case_id not in self._results:
@@ -93,6 +103,23 @@ class Validation:
         rows = regression.in_shard(self._regression_rows(), described.get("shard"))
         return regression.evaluate(self.task, rows, self.compiled, self.reference, self.tolerance,
                                    described["min_agreement"], every)
+
+    @cached_property
+    def _components_result(self) -> CheckResult:
+        if self._components is None:
+            return CheckResult(*COMPONENTS_CHECK.split("::"), False, "not available: no components to compare with")
+        return self._components()
+
+    @cached_property
+    def _tokenization(self) -> CheckResult:
+        """Every case text and regression row, tokenized by both pipelines' tokenizers."""
+        if self._load_uncompiled_tokenizer is None:
+            return CheckResult(*TOKENIZATION_CHECK.split("::"), False, "not available: no uncompiled tokenizer")
+        texts = [(case.id, case.text) for case in self.cases.values()]
+        if self.rules.regression is not None and self._regression_rows is not None:
+            rows = regression.in_shard(self._regression_rows(), self.rules.regression.get("shard"))
+            texts = itertools.chain(texts, ((f"{regression.REGRESSION_CASE}:{row.id}", row.text) for row in rows))
+        return components.tokenization(self.compiled.runner.tokenizer, self._load_uncompiled_tokenizer(), texts)
 
     def _coverage(self) -> CheckResult:
         runner = self.compiled.runner
@@ -136,4 +163,5 @@ class Validation:
 
     def plan(self) -> ValidationPlan:
         """What the spool needs to assemble this run's verdict from the outcomes of every process."""
-        return ValidationPlan(self.compiled_content_id, self.rules, self.reused)
+        machine = self.recorded.machine if self.recorded is not None else describe()
+        return ValidationPlan(self.compiled_content_id, self.rules, self.reused, machine)

@@ -120,6 +120,7 @@ class Verdict:
     outcomes: dict[str, str] = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)
+    machine: dict | None = None  # where the checks ran (mlcompile.machine.describe): CPU flags, runtimes
 
     @property
     def validate_fingerprint(self) -> str:
@@ -175,6 +176,7 @@ class Verdict:
             "coverage": [{k: e.get(k) for k in ("executable", "passed", "cases")} for e in self.coverage],
             "regression": self.regression_summary(),
             "evidence": self.rules.evidence,
+            "machine": self.machine,
         }
 
     def regression_summary(self) -> dict | None:
@@ -199,10 +201,11 @@ class Verdict:
             "outcomes": self.outcomes,
             "results": self.results,
             "messages": self.messages,
+            "machine": self.machine,
             "summary": self.summary(),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> "Verdict":
         return cls(data["compiled_content_id"], Rules.from_dict(data["rules"]), dict(data["outcomes"]),
-                   dict(data["results"]), dict(data.get("messages", {})))
+                   dict(data["results"]), dict(data.get("messages", {})), data.get("machine"))

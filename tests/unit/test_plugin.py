@@ -10,6 +10,7 @@ import pytest
 import transformers.utils.logging
 
 import mlcompile.tasks.keywords
+from mlcompile.tasks import ARTIFACT_CHECKS
 
 from ..conftest import registered
 
@@ -30,11 +31,11 @@ def ran(result) -> list[str]:
 
 def test_stages_run_in_pipeline_order_and_register(fake_pipeline, pytester):
     result = fake_pipeline()
-    result.assert_outcomes(passed=3 + 2 + 2 * CHECKS_PER_CASE + 1 + 1)
+    result.assert_outcomes(passed=3 + 2 + 2 * CHECKS_PER_CASE + len(ARTIFACT_CHECKS) + 1)
     stages_in_order = list(dict.fromkeys(ran(result)))
     assert stages_in_order == ["download", "compile", "validate", "upload"]  # not the files' alphabetical order
     assert registered(pytester) == [f"{MODEL}-1"]
-    result.stdout.fnmatch_lines(["validate: 9 passed of 9 checks over 2 cases*",
+    result.stdout.fnmatch_lines(["validate: 11 passed of 11 checks over 2 cases*",
                                  "upload: registered KEYWORDS-COMPILED-1 (lifecycle staging) in the local registry *"])
     assert (pytester.path / "outputs" / "validate" / "report.html").is_file()
 

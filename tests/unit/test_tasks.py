@@ -10,6 +10,7 @@ from mlcompile.batching import BucketedRunner
 from mlcompile.errors import ConfigError
 from mlcompile.coverage import Executable
 from mlcompile.cases import Case
+from mlcompile.compare import CheckResult
 from mlcompile.tasks import COVERAGE_CHECK, Tolerance, get_task
 from mlcompile.demo.corpus import NER_LABELS, SENTIMENT_LABELS
 from mlcompile.demo.models import DEMOS
@@ -179,7 +180,9 @@ def test_invariance_check_catches_batch_and_padding_dependence(tmp_path, tokeniz
     labels = len(NER_LABELS if task.token_level else SENTIMENT_LABELS)
     validation = Validation(task, cases, Rules.build(task, cases, TOL), "c" * 64, lambda: compiled, lambda: reference,
                             lambda: FakeLogits(None, labels, task.token_level),
-                            lambda: [Executable("bucket-16", 16, 4), Executable("bucket-64", 64, 4)])
+                            lambda: [Executable("bucket-16", 16, 4), Executable("bucket-64", 64, 4)],
+                            components=lambda: CheckResult("compiled-artifact", "components", True, "faked"),
+                            load_uncompiled_tokenizer=lambda: tokenizer)
     result = validation.result("case-0::invariance")
     coverage = validation.result(COVERAGE_CHECK)
     if caught_by is None:

@@ -41,6 +41,11 @@ EXPECTED = "expected"
 # One check of the compiled artifact as a whole: every executable in it ran on case inputs and
 # matched the uncompiled model (mlcompile.coverage).
 COVERAGE_CHECK = f"{ARTIFACT_CASE}::coverage"
+# The artifact's other parts (tokenizer, config, modules, card) against the uncompiled model's, and every
+# case and regression text tokenized alike by both pipelines (mlcompile.components).
+COMPONENTS_CHECK = f"{ARTIFACT_CASE}::components"
+TOKENIZATION_CHECK = f"{ARTIFACT_CASE}::tokenization"
+ARTIFACT_CHECKS = (COVERAGE_CHECK, COMPONENTS_CHECK, TOKENIZATION_CHECK)
 
 
 @dataclass(frozen=True)
@@ -185,7 +190,7 @@ def reference_text_info(tokens: int, max_length: int) -> dict:
 def check_ids(task: TaskFamily, cases: list[Case]) -> list[str]:
     """Every `<case>::<check>` the cases call for, and the artifact's coverage: what a complete
     validation must run."""
-    return [f"{case.id}::{check}" for case in cases for check in task.checks(case)] + [COVERAGE_CHECK]
+    return [f"{case.id}::{check}" for case in cases for check in task.checks(case)] + list(ARTIFACT_CHECKS)
 
 
 def get_task(name: str) -> TaskFamily:
