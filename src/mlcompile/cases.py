@@ -59,6 +59,11 @@ def input_example_cases(model_dir: Path, card_params: dict) -> list[Case]:
             enumerate(texts, 1)]
 
 
+# The sources of cases `evidence` counts besides stored predictions, in words.
+EVIDENCE_SOURCES = {"stored_inputs": "the version's stored inputs", "input_example": "its input example",
+                    "cases_file": "the cases file"}
+
+
 def evidence(cases: list[Case]) -> dict[str, int]:
     """How many cases each kind of evidence gave: stored predictions (the `expected` check), the
     version's stored inputs, its input example and the cases file."""

@@ -14,7 +14,7 @@ from .compilers import get_compiler
 from .coverage import Executable
 from .errors import ArtifactError
 from .registry import MODEL_CARD
-from .tasks import get_task
+from .tasks import get_task, load_tokenizer
 
 SPEC_FILE = "compiled.json"
 FORMAT = 3
@@ -191,10 +191,8 @@ def runner(compiler, buckets: list[Bucket], root: Path, tokenizer, batch_size: i
 
 def load_runner(path: Path, settings=None, spec: CompiledSpec | None = None) -> BucketedRunner:
     """The compiled model of an artifact directory on its own (no task pipeline around it)."""
-    from transformers import AutoTokenizer
-
     spec = spec or CompiledSpec.read(path)
-    tokenizer = AutoTokenizer.from_pretrained(str(path / spec.tokenizer), local_files_only=True)
+    tokenizer = load_tokenizer(path / spec.tokenizer)
     compiler = get_compiler(spec.backend, settings, recorded=spec.compiler_settings)
     return runner(compiler, spec.buckets, path, tokenizer, spec.batch_size, get_task(spec.task).token_level)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .compare import CheckResult
-from .tasks import COMPONENTS_CHECK, TOKENIZATION_CHECK
+from .tasks import COMPONENTS_CHECK, TOKENIZATION_CHECK, load_tokenizer
+from .tasks.sentence_embeddings import sentence_modules
 
 ARTIFACT, COMPONENTS = COMPONENTS_CHECK.split("::")
 TOKENIZATION = TOKENIZATION_CHECK.split("::")[1]
@@ -62,9 +63,7 @@ def _short(value: Any, limit: int = 80) -> str:
 def _tokenizer_state(path: Path) -> tuple[dict, int]:
     """A tokenizer as it tokenizes: its serialized pipeline (vocabulary, normalizer, pre-tokenizer,
     post-processor, decoder, added tokens) and its special tokens; and its truncation length."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    tokenizer = load_tokenizer(path)
     serialized = json.loads(tokenizer.backend_tokenizer.to_str())
     for key in TOKENIZER_RUNTIME:
         serialized.pop(key, None)
@@ -85,9 +84,9 @@ def _config(path: Path) -> dict:
 def _module_files(root: Path) -> dict[str, Any]:
     """A sentence-transformer's module configs below its root: modules.json, sentence_bert_config.json and
     each later module's config (pooling mode, normalization, dense shape)."""
-    if not (root / "modules.json").is_file():
+    modules = sentence_modules(root)
+    if not modules:
         return {}
-    modules = json.loads((root / "modules.json").read_text())
     names = ["modules.json", "sentence_bert_config.json"] + [
         f"{m['path']}/config.json" for m in modules[1:] if m.get("path")]
     return {name: json.loads((root / name).read_text()) for name in names if (root / name).is_file()}
@@ -131,22 +130,23 @@ def tokenization(compiled_tokenizer, uncompiled_tokenizer, texts: Iterable[tuple
                  ) -> CheckResult:
     """Every (id, text) tokenized by both tokenizers, untruncated: the same ids, or the first rows that differ
     with the first differing position."""
-    checked, failed = 0, []
+    checked, differing, shown = 0, 0, []
     batch: list[tuple[str, str]] = []
 
     def compare(rows: list[tuple[str, str]]) -> None:
-        nonlocal checked
+        nonlocal checked, differing
         texts_ = [text for _, text in rows]
         ours = compiled_tokenizer(texts_, truncation=False, verbose=False)["input_ids"]
         theirs = uncompiled_tokenizer(texts_, truncation=False, verbose=False)["input_ids"]
+        checked += len(rows)
         for (row_id, _), a, b in zip(rows, ours, theirs):
-            checked += 1
-            if a != b and len(failed) < SHOWN:
+            if a == b:
+                continue
+            differing += 1
+            if len(shown) < SHOWN:
                 at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-                failed.append(f"{row_id} at token {at}: {compiled_tokenizer.convert_ids_to_tokens(a[at:at + 3])} "
-                              f"compiled, {uncompiled_tokenizer.convert_ids_to_tokens(b[at:at + 3])} uncompiled")
-            elif a != b:
-                failed.append(None)
+                shown.append(f"{row_id} at token {at}: {compiled_tokenizer.convert_ids_to_tokens(a[at:at + 3])} "
+                             f"compiled, {uncompiled_tokenizer.convert_ids_to_tokens(b[at:at + 3])} uncompiled")
 
     for row in texts:
         batch.append(row)
@@ -155,10 +155,9 @@ def tokenization(compiled_tokenizer, uncompiled_tokenizer, texts: Iterable[tuple
             batch = []
     if batch:
         compare(batch)
-    shown = [line for line in failed if line]
-    details = {"texts": checked, "differing": len(failed)}
-    if failed:
-        return CheckResult(ARTIFACT, TOKENIZATION, False, f"{len(failed)} of {checked} texts tokenize differently: "
+    details = {"texts": checked, "differing": differing}
+    if differing:
+        return CheckResult(ARTIFACT, TOKENIZATION, False, f"{differing} of {checked} texts tokenize differently: "
                            + "; ".join(shown), details=details)
     return CheckResult(ARTIFACT, TOKENIZATION, True, f"{checked} texts tokenize to the same ids in both pipelines",
                        details=details)

@@ -14,9 +14,7 @@ DEFAULT_LENGTHS = (32, 128)  # sentences, short paragraphs; the model's maximum 
 def token_limits(task: TaskFamily, model_dir: Path) -> tuple[int, int]:
     """The fewest tokens any text takes (special tokens and one word) and the most the uncompiled
     pipeline keeps."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(task.tokenizer_dir(model_dir)), local_files_only=True)
+    tokenizer = task.uncompiled_tokenizer(model_dir)
     return tokenizer.num_special_tokens_to_add(pair=False) + 1, task.max_length(model_dir)
 
 

@@ -60,7 +60,7 @@ def download(settings: Settings, force: bool = False) -> Artifact:
             "logged_model_id": fetched.logged_model_id, "metadata": fetched.metadata,
             "derived_card": card.get("derived", False)})
         return {"version_id": fetched.version_id, "source": fetched.source_uri, "task": card["task"],
-                "derived_card": card.get("derived", False), "files": len(list((tmp / sources.MODEL_DIR).rglob("*")))}
+                "derived_card": card.get("derived", False), "files": sum(1 for p in (tmp / sources.MODEL_DIR).rglob("*") if p.is_file())}
 
     return stage(settings, "download").ensure(fingerprint(inputs), build, inputs, force=force)
 
@@ -118,7 +118,7 @@ def compile_lengths(settings: Settings, downloaded: Artifact) -> list[int]:
 
 
 def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Artifact:
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     compilers = usable_compilers(settings)
     task = task_of(downloaded)
@@ -141,7 +141,7 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
         module = task.traceable(downloaded.path)
         source = str(task.tokenizer_dir(downloaded.path))
         # The artifact's tokenizer truncates where the largest bucket ends; the runner pads to the buckets.
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        tokenizer = task.uncompiled_tokenizer(downloaded.path)
         tokenizer.model_max_length = lengths[-1]
         tokenizer.save_pretrained(str(tmp / "tokenizer"))
         AutoConfig.from_pretrained(source, local_files_only=True).save_pretrained(str(tmp / "config"))
@@ -208,14 +208,8 @@ def validation(settings: Settings, downloaded: Artifact, compiled: Artifact, cas
         components=lambda: components.check(compiled.path, CompiledSpec.read(compiled.path),
                                             downloaded.path / sources.MODEL_DIR, task.tokenizer_dir(downloaded.path),
                                             model_card(downloaded)),
-        load_uncompiled_tokenizer=lambda: uncompiled_tokenizer(task, downloaded),
+        load_uncompiled_tokenizer=lambda: task.uncompiled_tokenizer(downloaded.path),
     )
-
-
-def uncompiled_tokenizer(task: TaskFamily, downloaded: Artifact):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(task.tokenizer_dir(downloaded.path)), local_files_only=True)
 
 
 def publish_validation(settings: Settings, verdict: Verdict, pytest_report: Path | None) -> Artifact:

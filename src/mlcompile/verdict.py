@@ -9,7 +9,7 @@ from . import __version__
 from .artifacts import fingerprint
 from .regression import REGRESSION_CASE
 from .regression import check_names as regression_checks
-from .cases import evidence
+from .cases import EVIDENCE_SOURCES, evidence
 from .tasks import COVERAGE_CHECK, Case, TaskFamily, Tolerance, check_ids
 
 PASSED = "passed"
@@ -88,8 +88,7 @@ class Rules:
         stored = found.get("stored_predictions", 0)
         lines = [f"stored predictions: {stored} case(s), each checked (`expected`)" if stored else
                  "stored predictions: not available (the version stored none): the `expected` check did not run"]
-        for key, label in (("stored_inputs", "the version's stored inputs"), ("input_example", "its input example"),
-                           ("cases_file", "the cases file")):
+        for key, label in EVIDENCE_SOURCES.items():
             lines.append(f"{label}: {found.get(key, 0)} case(s)")
         if self.regression is not None:
             lines.append(f"regression set: {self.regression['rows']} rows of {self.regression['file']}")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mlcompile import machine, pyfunc, stages
+from mlcompile import machine, pyfunc
+from mlcompile.artifacts import Stage
 from mlcompile.errors import ArtifactError
 from mlcompile.registry.local import LocalRegistry
-from mlcompile.settings import load_settings
 
 from ..conftest import REPO, reseal
 from ..tiny_models import build
@@ -39,21 +39,13 @@ def tampered(tmp_path, in_process, architecture: str, task: str, change) -> str:
     compiled = tmp_path / "outputs" / "compile"
     change(compiled)
     reseal(compiled)
-    assert stages.stage(load_settings_for(tmp_path), "compile").problem() is None  # every hash verifies
+    assert Stage(tmp_path / "outputs", "compile").problem() is None  # every hash verifies
     done = pipeline(tmp_path, in_process, model, "validate", "upload")
     assert done.returncode == 1, done.output
     assert "upload: refused: validation did not pass:" in done.output
     assert "compiled-artifact::components: failed:" in done.output
     assert LocalRegistry(tmp_path / "registry").list_versions("mlcompile/sentiment", "TAMPERED-COMPILED") == []
     return done.output
-
-
-def load_settings_for(tmp_path):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OUTPUTS_DIR", str(tmp_path / "outputs"))
-        patch.setenv("UNCOMPILED_WITH_ID", "X-1")
-        patch.chdir(REPO)
-        return load_settings()
 
 
 def edit_json(path: Path, change) -> None:

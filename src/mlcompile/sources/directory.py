@@ -25,9 +25,9 @@ def checksums(root: Path) -> dict[str, str]:
     return {path.relative_to(root).as_posix(): sha256_file(path) for path in _files(root)}
 
 
-def copy_model(root: Path, dest: Path) -> dict[str, str]:
-    """Copy the directory's files (links resolved) to dest; their checksums, verified after copying."""
-    expected = checksums(root)
+def copy_model(root: Path, dest: Path, expected: dict[str, str]) -> dict[str, str]:
+    """Copy the directory's files (links resolved) to dest; their checksums (`expected`, taken before),
+    verified after copying."""
     for path in _files(root):
         target = dest / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +61,7 @@ class DirectorySource:
 
     def fetch(self, dest: Path) -> Fetched:
         inspect(self.path)  # incomplete or unsupported: said before anything is copied
-        files = copy_model(self.path, dest / MODEL_DIR)
+        files = copy_model(self.path, dest / MODEL_DIR, self.identity()["files"])
         digest = fingerprint(files)[:12]
         return Fetched(f"{self.path.name}@{digest}", self.path.as_uri())
 
@@ -79,10 +79,11 @@ def import_directory(settings, path: Path, task: str = "auto") -> tuple[VersionI
         raise ConfigError("mlcompile import needs UNCOMPILED_MODEL: the model to register the directory as a "
                           "version of, e.g. UNCOMPILED_MODEL=MY-SENTIMENT")
 
+    content = checksums(path)
+
     def build(files: Path) -> tuple[dict, dict]:
-        copy_model(path, files / MODEL_DIR)
+        copy_model(path, files / MODEL_DIR, content)
         return derived_card(facts, chosen, path.as_uri(), MODEL_DIR), {"source": "mlcompile import",
                                                                        "imported_from": str(path)}
 
-    return register_once(registry, project, model, fingerprint({"imported": checksums(path)}), settings.outputs_dir,
-                         build)
+    return register_once(registry, project, model, fingerprint({"imported": content}), settings.outputs_dir, build)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import RegistryError, UnsupportedModel
 from ..tasks import SENTENCE_TRANSFORMER, SEQUENCE_CLASSIFIER, TASKS, TOKEN_CLASSIFIER, get_task, model_max_length
+from ..tasks.sentence_embeddings import sentence_modules
 
 # Encoder architectures (config model_type) compiled and validated on every CPU backend by the
 # architecture matrix (tests/integration/test_architectures.py).
@@ -54,10 +55,12 @@ def _read_json(path: Path, what: str) -> dict | list:
 
 def _sentence_modules(root: Path) -> tuple[Path, list[str]] | None:
     """The Transformer module's directory and the module names, for a sentence-transformers directory."""
-    modules_file = root / "modules.json"
-    if not modules_file.is_file():
+    try:
+        modules = sentence_modules(root)
+    except ValueError as exc:
+        raise RegistryError(f"{root / 'modules.json'}: the model's modules cannot be read: {exc}") from None
+    if not modules:
         return None
-    modules = _read_json(modules_file, "modules.json")
     names = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
     if not names or names[0] != "Transformer":
         raise UnsupportedModel(f"{root}: a sentence-transformers model whose modules are {' -> '.join(names)}; "

@@ -81,6 +81,9 @@ class TaskFamily:
     def tokenizer_dir(self, model_dir: Path) -> Path:
         raise NotImplementedError
 
+    def uncompiled_tokenizer(self, model_dir: Path):
+        return load_tokenizer(self.tokenizer_dir(model_dir))
+
     def traceable(self, model_dir: Path) -> torch.nn.Module:
         """A module `(input_ids, attention_mask) -> tensor` to compile."""
         raise NotImplementedError
@@ -179,6 +182,13 @@ def model_max_length(model_dir: Path) -> int:
     if not limits:
         raise ConfigError(f"{model_dir}: neither tokenizer_config.json nor config.json says the model's maximum length")
     return min(limits)
+
+
+def load_tokenizer(path: Path):
+    """A saved tokenizer (the uncompiled model's, or a compiled artifact's), from disk only."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 
 
 def reference_text_info(tokens: int, max_length: int) -> dict:

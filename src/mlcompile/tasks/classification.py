@@ -17,7 +17,7 @@ import torch
 
 from ..batching import BucketedRunner
 from ..compilers import logger_at
-from . import CompiledPipeline, Pipeline, TaskFamily, model_max_length, reference_text_info
+from . import CompiledPipeline, Pipeline, TaskFamily, load_tokenizer, model_max_length, reference_text_info
 
 MODEL_DIR = "model"
 
@@ -117,13 +117,8 @@ class ClassificationTask(TaskFamily):
     def max_length(self, model_dir: Path) -> int:
         return model_max_length(model_dir / MODEL_DIR)
 
-    def _tokenizer(self, path: Path):
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-
     def reference(self, model_dir: Path, card: dict) -> TransformersPipeline:
-        tokenizer = self._tokenizer(model_dir / MODEL_DIR)
+        tokenizer = self.uncompiled_tokenizer(model_dir)
         tokenizer.model_max_length = self.max_length(model_dir)  # no more than the model can embed
         hf_pipeline = self.pipeline_class()(model=self.load_model(model_dir), tokenizer=tokenizer, device="cpu")
 
@@ -137,7 +132,7 @@ class ClassificationTask(TaskFamily):
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(str(model_dir / "config"), local_files_only=True)
-        tokenizer = self._tokenizer(model_dir / "tokenizer")
+        tokenizer = load_tokenizer(model_dir / "tokenizer")
         tokenizer.model_max_length = runner.max_length  # the pipeline truncates where the buckets end
         # the pipelines log an error for a model class they do not know (CompiledModel)
         with logger_at("transformers.pipelines.base", logging.CRITICAL):

@@ -49,13 +49,18 @@ class SentenceEmbedding(torch.nn.Module):
         return self.model({"input_ids": input_ids, "attention_mask": attention_mask})["sentence_embedding"]
 
 
+def sentence_modules(model_dir: Path) -> list[dict]:
+    """A sentence-transformers model's modules in order (type, path), from its modules.json; none for a
+    plain transformers model."""
+    modules = model_dir / "modules.json"
+    return json.loads(modules.read_text()) if modules.is_file() else []
+
+
 def transformer_dir(model_dir: Path) -> Path:
     """Where a sentence-transformers model keeps its Transformer module (config and tokenizer):
     the path modules.json gives its first module, usually the model's root."""
-    modules = model_dir / "modules.json"
-    if not modules.is_file():
-        return model_dir
-    return model_dir / json.loads(modules.read_text())[0].get("path", "")
+    modules = sentence_modules(model_dir)
+    return model_dir / modules[0].get("path", "") if modules else model_dir
 
 
 def load_sentence_transformer(model_dir: Path):
