@@ -14,6 +14,9 @@ from typing import Callable, Sequence
 import torch
 
 CompiledFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# Rows per batch of a dynamic-shape model at most, however short they are (measured on all-MiniLM-L6-v2,
+# 2 threads: 1,195 candidate words in batches of 8 took 1.00 s, of 64 0.62 s, of 200 0.70 s).
+MAX_DYNAMIC_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class TextInfo:
 
 class BucketedRunner:
     def __init__(self, tokenizer, modules: dict[int, CompiledFn], batch_size: int, token_level: bool = False,
-                 dynamic: bool = False, single: dict[int, CompiledFn] | None = None):
+                 dynamic: bool = False, single: dict[int, CompiledFn] | None = None, batch_tokens: int | None = None):
         if not modules:
             raise ValueError("no compiled buckets")
         if dynamic and len(modules) != 1:
@@ -43,6 +46,8 @@ class BucketedRunner:
         self.dynamic = dynamic
         # Static modules compiled for batch 1, per length: a lone text needs no filler rows.
         self.single = dict(single or {})
+        # A dynamic-shape model's batches by tokens (rows x padded length), not rows; None: batch_size rows.
+        self.batch_tokens = batch_tokens if dynamic else None
 
     @property
     def max_length(self) -> int:
@@ -64,15 +69,23 @@ class BucketedRunner:
                 full[i] = ids
         return full, counts
 
+    def _fits(self, members: list[int], length: int) -> bool:
+        """Another row, padded to `length` like the batch, still fits the batch."""
+        if self.batch_tokens is None:
+            return len(members) < self.batch_size
+        return len(members) < MAX_DYNAMIC_ROWS and (len(members) + 1) * length <= self.batch_tokens
+
     def _batches(self, lengths: list[int], forced: int | None = None) -> list[tuple[int, list[int]]]:
-        """Groups of indices sorted by length, each at most batch_size and within one bucket."""
+        """Groups of indices sorted by length, each within one bucket and at most batch_size rows (or,
+        for a dynamic-shape model, batch_tokens tokens)."""
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         batches: list[tuple[int, list[int]]] = []
         for i in order:
             bucket = self.bucket_for(lengths[i])
             if forced is not None and forced >= lengths[i]:
                 bucket = forced
-            if batches and batches[-1][0] == bucket and len(batches[-1][1]) < self.batch_size:
+            padded = forced if forced is not None and forced >= lengths[i] else lengths[i]
+            if batches and batches[-1][0] == bucket and self._fits(batches[-1][1], padded if self.dynamic else bucket):
                 batches[-1][1].append(i)
             else:
                 batches.append((bucket, [i]))

@@ -163,7 +163,8 @@ def command_line() -> argparse.ArgumentParser:
     bench.add_argument("--variants", help="comma-separated variants (default: all; the uncompiled pipeline "
                                           "always runs)")
     bench.add_argument("--repeat", type=int, default=3, help="measured passes per variant, interleaved")
-    bench.add_argument("--corpus-size", type=int, help="use the corpus's first N documents (default: all)")
+    bench.add_argument("--corpus-size", type=int, help="use the first N documents of the corpus and of the agreement set "
+                       "(default: all)")
     bench.add_argument("--overhead", action="store_true", help="instead: the pytest pipeline cold and warm against "
                                                               "the same steps as a plain script")
     bench.add_argument("--growth", action="store_true", help="instead: the validate stage (-n 1 and -n 2) against the "

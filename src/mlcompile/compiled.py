@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from .artifacts import read_json, write_json_atomic
 from .batching import BucketedRunner, example_inputs
-from .compilers import get_compiler
+from .compilers import get_compiler, label
 from .coverage import Executable
 from .errors import ArtifactError
 from .registry import MODEL_CARD
@@ -64,6 +64,7 @@ class CompiledSpec(BaseModel):
     compiler_settings: dict
     dynamic_shapes: bool
     batch_size: int
+    batch_tokens: int | None = None  # dynamic shapes: tokens per batch (batching.BucketedRunner)
     buckets: list[Bucket]
     tokenizer: str = "tokenizer"
     config: str = "config"
@@ -90,8 +91,8 @@ class CompiledSpec(BaseModel):
 
     @property
     def candidate(self) -> str:
-        """The backend with its precision unless fp32: `onnx`, `onnx-int8`."""
-        return self.backend if self.precision == "fp32" else f"{self.backend}-{self.precision}"
+        """The backend with its precision unless fp32, and its recipe: `onnx`, `onnx-int8-mixed`."""
+        return label(self.backend, self.precision, self.compiler_settings.get("recipe"))
 
     def describe_backend(self) -> str:
         """`onnx-int8 (auto, fastest that matches the model: onnx-int8 0.21 s, onnx 0.41 s, torchscript-bf16
@@ -165,16 +166,17 @@ def compile_shapes(compiler, module, tokenizer, lengths: list[int], batch_size: 
     for length, batch, name in shapes:
         example_length = min(length, 16) if compiler.dynamic_shapes else length
         started = time.perf_counter()
+        calibration = {"tokenizer": tokenizer} if getattr(compiler, "calibrated", False) else {}
         compiler.compile(module, example_inputs(tokenizer, batch, example_length), dest / name,
-                         workdir / Path(name).stem)
+                         workdir / Path(name).stem, **calibration)
         bucket = buckets.setdefault(length, {"length": length, "compile_seconds": 0.0})
         bucket["file" if batch == batch_size else "single_file"] = name
         bucket["compile_seconds"] = round(bucket["compile_seconds"] + time.perf_counter() - started, 3)
     return [Bucket(**bucket) for bucket in buckets.values()]
 
 
-def runner(compiler, buckets: list[Bucket], root: Path, tokenizer, batch_size: int, token_level: bool
-           ) -> BucketedRunner:
+def runner(compiler, buckets: list[Bucket], root: Path, tokenizer, batch_size: int, token_level: bool,
+           batch_tokens: int | None = None) -> BucketedRunner:
     """The compiled files under root, loaded (each file once) and routed by length (and batch)."""
     files: dict[str, object] = {}
 
@@ -186,7 +188,7 @@ def runner(compiler, buckets: list[Bucket], root: Path, tokenizer, batch_size: i
     modules = {b.length: executable(b.file, b.method) for b in buckets}
     single = {b.length: executable(b.single_file, b.single_method) for b in buckets if b.single_file}
     return BucketedRunner(tokenizer, modules, batch_size, token_level=token_level,
-                          dynamic=compiler.dynamic_shapes, single=single)
+                          dynamic=compiler.dynamic_shapes, single=single, batch_tokens=batch_tokens)
 
 
 def load_runner(path: Path, settings=None, spec: CompiledSpec | None = None) -> BucketedRunner:
@@ -194,7 +196,8 @@ def load_runner(path: Path, settings=None, spec: CompiledSpec | None = None) -> 
     spec = spec or CompiledSpec.read(path)
     tokenizer = load_tokenizer(path / spec.tokenizer)
     compiler = get_compiler(spec.backend, settings, recorded=spec.compiler_settings)
-    return runner(compiler, spec.buckets, path, tokenizer, spec.batch_size, get_task(spec.task).token_level)
+    return runner(compiler, spec.buckets, path, tokenizer, spec.batch_size, get_task(spec.task).token_level,
+                  spec.batch_tokens)
 
 
 def load(path: Path, settings=None):

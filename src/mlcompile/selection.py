@@ -9,13 +9,14 @@ import logging
 import time
 from pathlib import Path
 
+from . import progress, regression
 from .cases import Case
 from .compilers import candidates, get_compiler
 from .compiled import Bucket, Measurement, Selection, runner
 from .errors import ArtifactError, ConfigError
 from .report import truncation_note
 from .settings import Settings
-from .tasks import TaskFamily, Tolerance
+from .tasks import INVARIANCE, TaskFamily, Tolerance
 
 log = logging.getLogger(__name__)
 MEASURED_PASSES = 2  # each backend is timed this often; the best pass is kept
@@ -82,24 +83,65 @@ def measure(pipeline, cases: list[Case], reference: list[dict], task: TaskFamily
 
 def fastest(compilers: list, built: dict[str, list[Bucket]], backends_dir: Path, tokenizer, task: TaskFamily,
             batch_size: int, cases: list[Case], reference: list[dict], settings: Settings, model_dir: Path,
-            card: dict, neuron_note: str | None = None) -> Selection:
+            card: dict, neuron_note: str | None = None, reference_pipeline=None) -> Selection:
     """Time each built candidate's task pipeline on the cases; pick the fastest that passes under
-    the tolerance of its precision."""
+    the tolerance of its precision and, at reduced precision, the regression set's checks too (so that
+    what auto keeps is what validation will pass: the fastest first, until one passes)."""
     measured = {}
     for compiler in compilers:
         root = backends_dir / compiler.label
-        compiled = runner(compiler, built[compiler.label], root, tokenizer, batch_size, task.token_level)
+        compiled = runner(compiler, built[compiler.label], root, tokenizer, batch_size, task.token_level,
+                          settings.batch_tokens)
         tol = Tolerance(*settings.tolerance(compiler.precision))
-        found = measure(task.compiled(compiled, model_dir, card), cases, reference, task, tol, settings.workload)
+        with progress.step(f"measure {compiler.label} on {len(cases)} cases"):
+            found = measure(task.compiled(compiled, model_dir, card), cases, reference, task, tol, settings.workload)
         measured[compiler.label] = found.model_copy(update={"precision": compiler.precision,
                                                             "atol": tol.atol, "rtol": tol.rtol})
-    passing = [name for name, m in measured.items() if m.passed]
-    if not passing:
+    picked = None
+    remembered = _Remembered(reference_pipeline) if reference_pipeline is not None else None
+    for name in sorted((n for n, m in measured.items() if m.passed), key=lambda n: measured[n].seconds):
+        failed = regression_failures(compilers, name, backends_dir, built, tokenizer, task, batch_size, settings,
+                                     model_dir, card, remembered) if measured[name].precision != "fp32" else []
+        if not failed:
+            picked = name
+            break
+        measured[name] = measured[name].model_copy(update={"passed": False, "failed_checks": failed})
+    if picked is None:
         raise ArtifactError(no_match(measured))
-    return Selection(picked=min(passing, key=lambda name: measured[name].seconds), candidates=measured,
+    return Selection(picked=picked, candidates=measured,
                      workload=f"the task pipeline on {len(cases)} validation cases, "
                               f"{'one request each' if settings.workload == 'requests' else 'in batched calls'}, "
                               f"best of {MEASURED_PASSES} passes after a warm-up", neuron_skipped=neuron_note)
+
+
+class _Remembered:
+    """The uncompiled pipeline's batched predictions, made once for every candidate checked against them."""
+
+    def __init__(self, pipeline):
+        self.pipeline, self.made = pipeline, {}
+
+    def predict_many(self, texts: list[str], params: dict) -> list[dict]:
+        key = (tuple(texts), json.dumps(params, sort_keys=True))
+        if key not in self.made:
+            self.made[key] = self.pipeline.predict_many(texts, params)
+        return self.made[key]
+
+
+def regression_failures(compilers: list, name: str, backends_dir: Path, built: dict, tokenizer, task: TaskFamily,
+                        batch_size: int, settings: Settings, model_dir: Path, card: dict, reference_pipeline
+                        ) -> list[str]:
+    """The regression set's checks (agreement and tensors) candidate `name` fails; none without a set."""
+    if settings.regression_set is None or reference_pipeline is None:
+        return []
+    compiler = next(c for c in compilers if c.label == name)
+    compiled = task.compiled(runner(compiler, built[name], backends_dir / name, tokenizer, batch_size,
+                                    task.token_level, settings.batch_tokens), model_dir, card)
+    rows = regression.read_rows(settings.regression_set, card.get("inference_params", {}))
+    with progress.step(f"check {name} on the regression set ({settings.regression_set})"):
+        results = regression.evaluate(task, rows, compiled, reference_pipeline, Tolerance(*settings.tolerance(compiler.precision)),
+                                      settings.regression_min_agreement, invariance_every=0)
+    return [f"{regression.REGRESSION_CASE}::{check}: {result.message}" for check, result in results.items()
+            if check != INVARIANCE and not result.passed]
 
 
 def no_match(measured: dict[str, Measurement]) -> str:

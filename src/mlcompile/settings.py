@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # (those below it).
     sequence_lengths: Annotated[list[PositiveInt] | None, NoDecode] = None
     batch_size: PositiveInt = 8
+    # Dynamic-shape backends (onnx) batch by tokens instead: length-sorted rows while rows x padded length
+    # stays within BATCH_TOKENS (at most 64 rows): many short texts share a call, long ones run a few at a time.
+    batch_tokens: PositiveInt = 1024
     atol: float = Field(1e-3, ge=0)
     rtol: float = Field(1e-3, ge=0)
     # Tensor tolerances a reduced-precision artifact is validated under; task outcomes stay exact.

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from . import cases as case_files
-from . import components, regression, shards, sources
+from . import components, progress, regression, shards, sources
 from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomic
 from .cases import Case
 from .compiled import CompiledSpec, compile_shapes, load_runner
@@ -133,6 +133,7 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
         "tolerances": {p: settings.tolerance(p) for p in settings.precisions},  # auto's choice depends on them
         "sequence_lengths": lengths,
         "batch_size": settings.batch_size,
+        "batch_tokens": settings.batch_tokens,
         "versions": library_versions(),
     }
 
@@ -146,15 +147,20 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
         tokenizer.save_pretrained(str(tmp / "tokenizer"))
         AutoConfig.from_pretrained(source, local_files_only=True).save_pretrained(str(tmp / "config"))
         backends = tmp / "backends"
-        built = {c.label: compile_shapes(c, module, tokenizer, lengths, settings.batch_size,
-                                         backends / c.label, tmp / "workdir" / c.label) for c in compilers}
+        built = {}
+        with progress.bar(len(compilers), "compile") as advance:
+            for i, c in enumerate(compilers, 1):
+                with progress.step(f"compile {c.label} [{i}/{len(compilers)}]"):
+                    built[c.label] = compile_shapes(c, module, tokenizer, lengths, settings.batch_size,
+                                                    backends / c.label, tmp / "workdir" / c.label)
+                advance()
         selection = None
         if len(compilers) > 1:  # auto: keep the fastest candidate whose predictions pass the task's checks
             cases = load_cases(settings, downloaded)
             reference_pipeline = load_reference(settings, downloaded)
             reference = [reference_pipeline.predict(case.text, case.params) for case in cases]
             selection = fastest(compilers, built, backends, tokenizer, task, settings.batch_size, cases, reference,
-                                settings, tmp, model_card(downloaded), neuron_skipped(settings))
+                                settings, tmp, model_card(downloaded), neuron_skipped(settings), reference_pipeline)
         compiler = next(c for c in compilers if c.label == (selection.picked if selection else compilers[0].label))
         for path in (backends / compiler.label).iterdir():
             path.rename(tmp / path.name)
@@ -165,6 +171,7 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
             task=task.name, backend=compiler.name, precision=compiler.precision, requested_compiler=settings.compiler,
             compiler_settings=compiler.settings(), dynamic_shapes=compiler.dynamic_shapes,
             batch_size=settings.batch_size, buckets=built[compiler.label],
+            batch_tokens=settings.batch_tokens if compiler.dynamic_shapes else None,
             source_version=version["version_id"], source={k: version.get(k) for k in ("source_uri", "logged_model_id")},
             versions={**inputs["versions"], **inputs["backends"][compiler.label]["versions"]}, selection=selection,
             compiler_report=compiler.report(tmp / "workdir" / compiler.label),

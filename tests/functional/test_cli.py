@@ -43,19 +43,23 @@ def test_stage_switches_select_stages(workspace, in_process):
 
 
 def test_bench_prints_each_variant_against_the_uncompiled_pipeline(workspace, in_process):
-    done = in_process.cli(workspace, "bench", "--variants", "onnx,optimum-onnx", "--repeat", "1", "--corpus-size", "6",
+    done = in_process.cli(workspace, "bench", "--variants", "onnx,optimum-onnx,uncompiled-one-by-one", "--repeat", "1", "--corpus-size", "6",
                           CASES_FILE=FEW_CASES)
     assert done.returncode == 0, done.output
-    assert "batched: 6 documents of config/bench/keywords.jsonl" in done.output
+    assert "pipeline: the task pipeline on 6 documents of config/bench/keywords.jsonl" in done.output
     lines = {line.split()[0]: line.split() for line in done.output.splitlines()
              if line.startswith(("uncompiled", "onnx", "optimum-onnx"))}
-    assert lines["uncompiled"][2] == "1.0" and lines["uncompiled"][-2:] == ["6/6", "6/6"]  # stored + file cases
-    assert lines["onnx"][-2:] == ["6/6", "6/6"]  # fp32: every task output identical
+    # ratios to the uncompiled pipeline batched; task outputs on the corpus, the cases, the agreement set
+    assert lines["uncompiled"][2] == lines["uncompiled"][3] == "1.0" and lines["uncompiled"][-3:] == ["6/6"] * 3
+    assert lines["onnx"][-3:] == ["6/6"] * 3  # fp32: every task output identical
     assert lines["optimum-onnx"][1] == "skipped:"  # a row that says why, not a missing one
+    assert "frontier:" in done.output and "pass 1/1: onnx" in done.output  # progress as it goes
     result = json.loads((workspace / "outputs" / "bench" / "keywords.json").read_text())
     onnx = result["rows"]["onnx"]
-    assert onnx["throughput_vs_uncompiled"] > 0 and onnx["p95_ms"] >= onnx["p50_ms"] > 0
+    assert onnx["throughput_vs_uncompiled"] > 0 and onnx["model_vs_uncompiled"] > 0 and onnx["p95_ms"] >= onnx["p50_ms"] > 0
     assert onnx["artifact_mb"] > 50 and onnx["load_seconds"] > 0 and onnx["peak_rss_mb"] > 100
+    assert onnx["agreement"] == 1.0 and result["rows"]["uncompiled-one-by-one"]["docs_per_second"] > 0
     assert result["cpu"]["model"] and result["threads"] >= 1
     page = (workspace / "outputs" / "bench" / "keywords.html").read_text()
-    assert "<svg" in page and "Batched throughput" in page and "skipped: optimum-onnx is not installed" in page
+    assert page.count("<svg") == 4 and "Throughput against agreement" in page
+    assert "skipped: optimum-onnx is not installed" in page

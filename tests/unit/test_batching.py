@@ -178,6 +178,24 @@ def test_dynamic_shapes_pad_each_batch_to_its_longest_row_only(tokenizer):
         BucketedRunner(tokenizer, {16: dynamic, 32: dynamic}, batch_size=BATCH, dynamic=True)
 
 
+def test_dynamic_shapes_batch_by_tokens_many_short_rows_together_few_long_ones(tokenizer):
+    shapes = []
+
+    def dynamic(input_ids, attention_mask):
+        shapes.append(tuple(input_ids.shape))
+        return attention_mask.sum(1).float()
+
+    runner = BucketedRunner(tokenizer, {32: dynamic}, batch_size=BATCH, dynamic=True, batch_tokens=64)
+    texts = [TEXTS["short"][0]] * 20 + [TEXTS["long"][0]] * 5  # 4 tokens each, 22 tokens each
+    outputs, _ = runner.run(texts)
+    assert shapes == [(16, 4), (4, 4), (2, 22), (2, 22), (1, 22)]  # rows x length <= 64, whatever BATCH is
+    assert [int(o) for o in outputs] == [4] * 20 + [22] * 5
+    shapes.clear()
+    BucketedRunner(tokenizer, {32: dynamic}, batch_size=BATCH, dynamic=True, batch_tokens=10**6).run(
+        [TEXTS["empty"][0]] * 70)
+    assert shapes == [(64, 2), (6, 2)]  # at most 64 rows, however short
+
+
 def test_a_lone_text_runs_on_the_batch_1_module_without_filler_rows(tokenizer):
     singles = {}
 

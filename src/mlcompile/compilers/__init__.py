@@ -4,8 +4,9 @@ and load them back as callables.
 Static-shape backends (torchscript, neuron) compile one file per sequence-length bucket at a fixed
 batch size; dynamic-shape backends (onnx) compile one file that takes any batch and length.
 
-A candidate is a backend at a precision: `onnx` (fp32), `onnx-int8`, `torchscript-bf16`, ... Reduced
-precision is never assumed good: `COMPILER=auto` keeps a candidate only when its predictions pass the
+A candidate is a backend at a precision, with a recipe where a precision has several ways to get there:
+`onnx` (fp32), `onnx-int8` (every matrix product in int8), `onnx-int8-mixed` (the layers measured most
+sensitive kept in fp32), `torchscript-bf16`, ... Reduced precision is never assumed good: `COMPILER=auto` keeps a candidate only when its predictions pass the
 checks under the tolerance the project declares for that precision (`BF16_ATOL`, `INT8_ATOL`, ...).
 """
 
@@ -38,7 +39,8 @@ class Compiler(Protocol):
     dynamic_shapes: bool  # one file serves any (batch, length)
     precisions: tuple[str, ...]  # what it can compile to; fp32 first
     precision: str
-    label: str  # the candidate: the backend, with its precision unless fp32 (`onnx-int8`)
+    recipe: str | None  # how it reaches its precision, where there are several (None: the precision's first)
+    label: str  # the candidate: the backend, with its precision unless fp32, and recipe (`onnx-int8-mixed`)
 
     def check(self) -> None:
         """Raise ConfigError, saying how to fix it, when the backend cannot run here."""
@@ -81,8 +83,8 @@ def quiet_tracing():
         yield
 
 
-def label(backend: str, precision: str) -> str:
-    return backend if precision == FP32 else f"{backend}-{precision}"
+def label(backend: str, precision: str, recipe: str | None = None) -> str:
+    return backend if precision == FP32 else f"{backend}-{precision}" + (f"-{recipe}" if recipe else "")
 
 
 class Backend:
@@ -90,11 +92,13 @@ class Backend:
 
     name: str
     precisions: tuple[str, ...] = (FP32,)
+    recipes: dict[str, tuple[str, ...]] = {}  # precision -> its further recipes (the first has no name)
     precision: str = FP32
+    recipe: str | None = None
 
     @property
     def label(self) -> str:
-        return label(self.name, self.precision)
+        return label(self.name, self.precision, self.recipe)
 
     def report(self, workdir: Path) -> dict:
         """What the toolchain said of a compile into `workdir` worth keeping with the artifact (e.g. the
@@ -107,30 +111,41 @@ def _backend_class(backend: str):
     return getattr(importlib.import_module(module), cls_name)
 
 
+def backend_candidates(backend: str, precision: str) -> list[str]:
+    """The candidates of a backend at a precision: its plain recipe, then the named ones."""
+    cls = _backend_class(backend)
+    return [label(backend, precision)] + [label(backend, precision, r) for r in cls.recipes.get(precision, ())]
+
+
 def known_candidates() -> list[str]:
-    return [label(backend, precision) for backend in BACKENDS for precision in _backend_class(backend).precisions]
+    return [name for backend in BACKENDS for precision in _backend_class(backend).precisions
+            for name in backend_candidates(backend, precision)]
 
 
-def parse_candidate(name: str) -> tuple[str, str]:
-    """`onnx-int8` -> ("onnx", "int8"); `onnx` -> ("onnx", "fp32")."""
-    backend, _, precision = name.partition("-")
+def parse_candidate(name: str) -> tuple[str, str, str | None]:
+    """`onnx-int8-mixed` -> ("onnx", "int8", "mixed"); `onnx-int8` -> ("onnx", "int8", None);
+    `onnx` -> ("onnx", "fp32", None)."""
+    backend, _, rest = name.partition("-")
+    precision, _, recipe = rest.partition("-")
     precision = precision or FP32
-    if backend not in BACKENDS or precision not in _backend_class(backend).precisions:
+    if backend not in BACKENDS or name not in known_candidates():
         raise ConfigError(f"COMPILER={name!r}: unknown compiler; choose auto, {', '.join(known_candidates())}")
-    return backend, precision
+    return backend, precision, recipe or None
 
 
 def get_compiler(name: str, settings=None, recorded: dict | None = None) -> Compiler:
     """The candidate `name` (a backend, or backend-precision; not `auto`: see `candidates`),
     configured from settings; or, to load an artifact, from the compiler settings it `recorded`
     where those decide how it loads."""
-    backend, precision = parse_candidate(name)
+    backend, precision, recipe = parse_candidate(name)
     cls = _backend_class(backend)
     if recorded is not None:
         precision = recorded.get("precision", precision)
         if hasattr(cls, "from_recorded"):
             return cls.from_recorded(recorded, settings)
-    return cls.from_settings(settings, precision)
+    compiler = cls.from_settings(settings, precision)
+    compiler.recipe = recipe
+    return compiler
 
 
 def bf16_supported() -> bool:
@@ -153,5 +168,5 @@ def candidates(requested: str, allowed: list[str] | tuple[str, ...] = PRECISIONS
         for backend in backends:
             has = precision in _backend_class(backend).precisions
             if has and (precision != "bf16" or backend == "neuron" or bf16_supported()):
-                found.append(label(backend, precision))
+                found += backend_candidates(backend, precision)
     return found, why

@@ -8,7 +8,6 @@ torch, where the torch.export-based exporter's graph, which it cannot fuse, ran 
 
 from __future__ import annotations
 
-import logging
 import warnings
 from contextlib import contextmanager
 from importlib import metadata
@@ -17,14 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import progress
 from ..artifacts import read_json, write_json_atomic
 from ..errors import ConfigError
-from . import FP32, Backend, logger_at, quiet_tracing
+from . import FP32, Backend, quiet_tracing
 
 INPUTS = ("input_ids", "attention_mask")
 # Portable fusions only: a higher level writes CPU-specific kernels into the saved file.
 OPTIMIZER_LEVEL = 0
 FUSIONS = "fusions.json"  # in the compile's work directory: what the optimizer fused, and what not
+QUANTIZATION = "quantization.json"  # and what an int8 recipe measured and chose
 
 
 @contextmanager
@@ -95,11 +96,18 @@ class OnnxCompiler(Backend):
     suffix = ".onnx"
     dynamic_shapes = True
     precisions = (FP32, "int8")
+    recipes = {"int8": ("mixed",)}
 
-    def __init__(self, threads: int | None = None, opset: int = 17, precision: str = FP32):
+    def __init__(self, threads: int | None = None, opset: int = 17, precision: str = FP32, recipe: str | None = None):
         self.threads = threads  # intra-op threads of the session: a run-time choice, not fingerprinted
         self.opset = opset
         self.precision = precision
+        self.recipe = recipe
+
+    @property
+    def calibrated(self) -> bool:
+        """Its compile measures the model on calibration texts (needs the tokenizer)."""
+        return self.recipe == "mixed"
 
     @classmethod
     def from_settings(cls, settings=None, precision: str = FP32) -> "OnnxCompiler":
@@ -118,44 +126,60 @@ class OnnxCompiler(Backend):
                  "dynamic_axes": ["batch", "sequence"], "fusion": f"onnxruntime.transformers.optimizer, "
                  f"opt_level {OPTIMIZER_LEVEL}", "graph_optimization": "ORT_ENABLE_ALL", "precision": self.precision}
         if self.precision == "int8":
+            from .onnx_int8 import QUANTIZED_SHARE, vnni_available
+
             found["quantization"] = "quantize_dynamic, QInt8 weights, per channel"
+            found["reduce_range"] = not vnni_available()
+            if self.recipe:
+                found["recipe"] = self.recipe
+                found["quantization"] += (f"; the layers most sensitive on calibration texts kept in fp32 until the "
+                                          f"quantized ones make at most {QUANTIZED_SHARE:.0%} of the summed effect")
         return found
 
     def versions(self) -> dict:
         return {name: metadata.version(name) for name in ("onnx", "onnxruntime")}
 
-    def compile(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...], target: Path, workdir: Path) -> None:
+    def compile(self, module: torch.nn.Module, example: tuple[torch.Tensor, ...], target: Path, workdir: Path,
+                tokenizer=None) -> None:
         from onnxruntime.transformers.optimizer import optimize_model
 
         workdir.mkdir(parents=True, exist_ok=True)
         exported = workdir / "exported.onnx"
         axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
                 "output": {0: "batch"}}
-        with torch.inference_mode(False), torch.no_grad(), _eager_attention(module) as models, _quiet_exporter():
+        with progress.step(f"  {self.label}: export"), torch.inference_mode(False), torch.no_grad(), \
+                _eager_attention(module) as models, _quiet_exporter():
             torch.onnx.export(module.eval(), example, str(exported), input_names=list(INPUTS), output_names=["output"],
                               dynamic_axes=axes, opset_version=self.opset, do_constant_folding=True, dynamo=False)
         config = models[0].config if models else None
-        fused = optimize_model(str(exported), model_type=_optimizer_model_type(config) if config else "bert",
-                               num_heads=getattr(config, "num_attention_heads", 0),
-                               hidden_size=getattr(config, "hidden_size", 0), opt_level=OPTIMIZER_LEVEL)
+        with progress.step(f"  {self.label}: optimize"):
+            fused = optimize_model(str(exported), model_type=_optimizer_model_type(config) if config else "bert",
+                                   num_heads=getattr(config, "num_attention_heads", 0),
+                                   hidden_size=getattr(config, "hidden_size", 0), opt_level=OPTIMIZER_LEVEL)
         write_json_atomic(workdir / FUSIONS, fusion_report(fused.get_fused_operator_statistics(), config))
         if self.precision == FP32:
             fused.save_model_to_file(str(target))
             return
-        import onnx
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from . import onnx_int8
 
         fp32 = workdir / "fused.onnx"
         fused.save_model_to_file(str(fp32))
-        # the fused operators carry no type the quantizer knows; they stay float
-        with logger_at(None, logging.ERROR):  # the quantizer advises pre-processing meant for image models
-            quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        reduce_range = self.settings()["reduce_range"]
+        with progress.step(f"  {self.label}: quantize" + (" (measuring each layer's sensitivity)" if self.recipe else "")):
+            if self.recipe == "mixed":
+                feeds = onnx_int8.calibration_inputs(tokenizer, tokenizer.model_max_length)
+                write_json_atomic(workdir / QUANTIZATION, onnx_int8.mixed(fp32, target, workdir, feeds, reduce_range))
+            else:
+                onnx_int8.quantize(fp32, target, reduce_range)
 
     def report(self, workdir: Path) -> dict:
         """The optimizer's fusions of the compiled file (its work directory's record)."""
-        found = sorted(workdir.rglob(FUSIONS))
-        return read_json(found[0]) if found else {}
+        found = {}
+        for name, key in ((FUSIONS, None), (QUANTIZATION, "quantization")):
+            files = sorted(workdir.rglob(name))
+            if files:
+                found.update({key: read_json(files[0])} if key else read_json(files[0]))
+        return found
 
     def load(self, target: Path):
         import onnxruntime

@@ -103,6 +103,11 @@ class TaskFamily:
     def outcome(self, prediction: dict) -> Any:
         raise NotImplementedError
 
+    def over_embed(self, embed, text_info) -> Pipeline | None:
+        """The task pipeline over a plain `texts -> embeddings` function (the bench's peer), where the
+        task's model is an embedder; None otherwise."""
+        return None
+
     def tensor(self, check: str, prediction: dict) -> Any:
         return prediction[check]
 

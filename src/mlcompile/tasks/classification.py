@@ -63,24 +63,36 @@ class CompiledModel(torch.nn.Module):
         return ModelOutput(logits=logits)
 
 
+# The uncompiled pipeline run as a user serves it: texts length-sorted, in batches of this many.
+UNCOMPILED_BATCH = 8
+
+
 class TransformersPipeline(Pipeline):
-    def __init__(self, task: "ClassificationTask", hf_pipeline, text_info):
+    def __init__(self, task: "ClassificationTask", hf_pipeline, text_info, batch_size: int | None = UNCOMPILED_BATCH):
         self.task = task
         self.hf_pipeline = hf_pipeline
         self.text_info = text_info  # texts -> [{"tokens", "bucket", "truncated"}]
+        self.batch_size = batch_size  # None: every text in one call (the compiled model batches them itself)
 
     def predict_many(self, texts: list[str], params: dict) -> list[dict[str, Any]]:
         texts = list(texts)
-        raw = self.hf_pipeline(texts, batch_size=len(texts), **self.task.call_kwargs(params))
+        infos = self.text_info(texts)
+        order = sorted(range(len(texts)), key=lambda i: infos[i]["tokens"])  # neighbours pad little
+        raw = self.hf_pipeline([texts[i] for i in order], batch_size=self.batch_size or max(1, len(texts)),
+                               **self.task.call_kwargs(params))
+        outputs: list = [None] * len(texts)
+        for i, output in zip(order, raw):
+            outputs[i] = output
         return [
             {**self.task.convert(text, output, self.hf_pipeline.model.config), "text_info": info}
-            for text, output, info in zip(texts, raw, self.text_info(texts))
+            for text, output, info in zip(texts, outputs, infos)
         ]
 
 
 class CompiledTransformersPipeline(TransformersPipeline, CompiledPipeline):
     def __init__(self, task: "ClassificationTask", hf_pipeline, runner: BucketedRunner):
-        super().__init__(task, hf_pipeline, lambda texts: [info.as_dict() for info in runner.describe(texts)])
+        super().__init__(task, hf_pipeline, lambda texts: [info.as_dict() for info in runner.describe(texts)],
+                         batch_size=None)
         self.runner = runner
 
 

@@ -32,14 +32,14 @@ def _keybert(model):
     return KeyBERT(model=model)
 
 
-def compiled_embedder(runner: BucketedRunner):
-    """A KeyBERT backend over the compiled buckets."""
+def keybert_backend(embed_texts: Callable[[list[str]], np.ndarray]):
+    """A KeyBERT backend over an embedding function (the compiled buckets, or the bench's peer)."""
     from keybert.backend import BaseEmbedder
 
     class CompiledEmbedder(BaseEmbedder):
         def __init__(self):
             super().__init__()
-            self.embed_texts = compiled_embed(runner)
+            self.embed_texts = embed_texts
 
         def embed(self, documents, verbose: bool = False) -> np.ndarray:
             return self.embed_texts(list(documents))
@@ -68,10 +68,14 @@ class KeywordsPipeline(Pipeline):
 
 class CompiledKeywordsPipeline(KeywordsPipeline, CompiledPipeline):
     def __init__(self, runner: BucketedRunner):
-        super().__init__(_keybert(compiled_embedder(runner)), lambda texts: [
+        super().__init__(_keybert(keybert_backend(compiled_embed(runner))), lambda texts: [
             info.as_dict() for info in runner.describe(texts)
         ])
         self.runner = runner
+
+
+def keywords_pipeline(embed_texts: Callable[[list[str]], np.ndarray], text_info) -> KeywordsPipeline:
+    return KeywordsPipeline(_keybert(keybert_backend(embed_texts)), text_info)
 
 
 class KeywordsTask(SentenceEmbeddingsTask):
@@ -86,6 +90,9 @@ class KeywordsTask(SentenceEmbeddingsTask):
 
     def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledKeywordsPipeline:
         return CompiledKeywordsPipeline(runner)
+
+    def over_embed(self, embed, text_info) -> KeywordsPipeline:
+        return keywords_pipeline(embed, text_info)
 
     def outcome(self, prediction: dict) -> list[str]:
         return [word for word, _ in prediction["keywords"]]

@@ -168,6 +168,9 @@ class SentenceEmbeddingsTask(TaskFamily):
     def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledEmbeddingsPipeline:
         return CompiledEmbeddingsPipeline(runner)
 
+    def over_embed(self, embed, text_info) -> EmbeddingsPipeline:
+        return EmbeddingsPipeline(embed, text_info)
+
     def outcome(self, prediction: dict) -> list[str]:
         return prediction["neighbours"]
 
