@@ -78,10 +78,11 @@ def test_run_project_validates_and_registers(project, compiler, seeded_registrie
     if compiler == "auto":
         selection = spec["selection"]
         assert selection is not None, f"auto compiled only {spec['backend']}:\n{output}"
-        ladder = {"onnx", "torchscript", "onnx-int8"} | ({"torchscript-bf16"} if bf16_supported() else set())
+        ladder = {"onnx", "torchscript", "onnx-int8", "onnx-int8-mixed"} | (
+            {"torchscript-bf16"} if bf16_supported() else set())
         assert set(selection["candidates"]) == ladder
         passing = {name: m for name, m in selection["candidates"].items() if m["passed"]}
-        assert label(spec["backend"], spec["precision"]) == selection["picked"] == min(
+        assert label(spec["backend"], spec["precision"], spec["compiler_settings"].get("recipe")) == selection["picked"] == min(
             passing, key=lambda name: passing[name]["seconds"])
         assert all(m["precision"] == parse_candidate(name)[1] and m["atol"] is not None
                    for name, m in selection["candidates"].items())
