@@ -287,15 +287,12 @@ def run(settings: Settings, only: list[str] | None = None, repeat: int = 3, corp
     latencies: dict[str, list[float]] = {name: [] for name in loaded}
     for n in range(repeat):  # interleaved: drift of the machine hits every variant alike
         for name, variant in loaded.items():
-            said = []
-            if variant.pipeline is not None:
-                best[name] = min(best[name], timed(lambda: variant.pipeline.predict_many(corpus, {}))[0])
-                latencies[name] += one_by_one(variant.pipeline)[0]
-                said.append(f"corpus {best[name]:.2f} s")
-            if variant.model is not None:
-                best_model[name] = min(best_model[name], timed(lambda: variant.model.run_ids(corpus_ids))[0])
-                said.append(f"model {best_model[name]:.2f} s")
-            progress.say(f"pass {n + 1}/{repeat}: {name}: best so far {', '.join(said)}")
+            with progress.step(f"pass {n + 1}/{repeat}: {name}"):
+                if variant.pipeline is not None:
+                    best[name] = min(best[name], timed(lambda: variant.pipeline.predict_many(corpus, {}))[0])
+                    latencies[name] += one_by_one(variant.pipeline)[0]
+                if variant.model is not None:
+                    best_model[name] = min(best_model[name], timed(lambda: variant.model.run_ids(corpus_ids))[0])
 
     baseline = UNCOMPILED
     rows[baseline]["agreement"] = 1.0
@@ -408,31 +405,46 @@ def _bars(rows: dict, key: str, title: str) -> str:
 
 
 def _frontier_chart(points: list[dict]) -> str:
-    """Throughput (x) against agreement: the variants worth choosing joined by a line."""
+    """Throughput (x) against agreement: the variants worth choosing joined by a line; labels that would
+    overlap are moved down, with a line back to their point."""
     if not points:
         return ""
-    width, height, left, bottom = 600, 340, 60, 40
+    width, axis, left = 640, 380, 60  # axis: the plot's bottom edge
     low = min(min(p["agreement"] for p in points), 0.9)
     top = max(max(p["x"] for p in points), 1.0) * 1.1
 
     def xy(point):
-        return (left + (point["agreement"] - low) / (1 - low + 1e-9) * (width - left - 140),
-                height - bottom - point["x"] / top * (height - bottom - 20))
+        return (left + (point["agreement"] - low) / (1 - low + 1e-9) * (width - left - 180),
+                axis - point["x"] / top * (axis - 20))
 
     best = sorted((p for p in points if p["best"]), key=lambda p: p["agreement"])
     line = " ".join(f"{x:.1f},{y:.1f}" for x, y in map(xy, best))
-    marks = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{"#2e7d32" if p["best"] else "#999"}"/>'
-                    f'<text x="{x + 7:.1f}" y="{y + 4:.1f}">{html.escape(p["variant"])} {p["x"]}x</text>'
-                    for p in points for x, y in [xy(p)])
-    one = height - bottom - 1 / top * (height - bottom - 20)
+    marks, placed = [], []
+    for point in sorted(points, key=lambda p: xy(p)[1]):
+        x, y = xy(point)
+        text = f"{point['variant']} {point['x']}x"
+        label_y = y + 4
+        while any(abs(label_y - other_y) < 14 and x < other_x + other_w and other_x < x + 40 + 7 * len(text)
+                  for other_x, other_y, other_w in placed):
+            label_y += 14
+        placed.append((x, label_y, 40 + 7 * len(text)))
+        moved = label_y > y + 4
+        label_x = x + (40 if moved else 9)
+        leader = (f'<line x1="{x + 4:.1f}" y1="{y + 2:.1f}" x2="{label_x - 2:.1f}" y2="{label_y - 4:.1f}" '
+                  f'stroke="#777"/>' if moved else "")
+        marks.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{"#2e7d32" if point["best"] else "#999"}"/>'
+                     f'{leader}<text x="{label_x:.1f}" y="{label_y:.1f}">{html.escape(text)}</text>')
+    one = axis - 1 / top * (axis - 20)
+    height = max(axis + 40, int(max(y for _, y, _ in placed)) + 10)
     return (f'<figure><figcaption>Throughput against agreement with the uncompiled pipeline</figcaption>'
             f'<svg width="{width}" height="{height}" font-family="sans-serif" font-size="12">'
-            f'<line x1="{left}" y1="{height - bottom}" x2="{width - 20}" y2="{height - bottom}" stroke="#333"/>'
-            f'<line x1="{left}" y1="10" x2="{left}" y2="{height - bottom}" stroke="#333"/>'
+            f'<line x1="{left}" y1="{axis}" x2="{width - 20}" y2="{axis}" stroke="#333"/>'
+            f'<line x1="{left}" y1="10" x2="{left}" y2="{axis}" stroke="#333"/>'
             f'<line x1="{left}" y1="{one:.1f}" x2="{width - 20}" y2="{one:.1f}" stroke="#555" stroke-dasharray="4 3"/>'
             f'<text x="{left - 28}" y="{one + 4:.1f}">1x</text>'
-            f'<text x="{left}" y="{height - 12}">agreement {low:.0%}</text><text x="{width - 150}" y="{height - 12}">100%</text>'
-            f'<polyline points="{line}" fill="none" stroke="#2e7d32"/>{marks}</svg></figure>')
+            f'<text x="{left}" y="{axis + 28}">agreement {low:.0%}</text>'
+            f'<text x="{width - 180 - 14}" y="{axis + 28}">100%</text>'
+            f'<polyline points="{line}" fill="none" stroke="#2e7d32"/>{"".join(marks)}</svg></figure>')
 
 
 def render_page(result: dict) -> str:

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 # /proc/cpuinfo's names of the flags whose kernels give other numbers at reduced precision (and Arm's)
 NUMERIC_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile",
                  "neon", "sve")
-RUNTIMES = ("torch", "onnxruntime", "torch-neuronx", "neuronx-cc", "libneuronxla")
+RUNTIMES = ("torch", "onnxruntime", "openvino", "torch-neuronx", "neuronx-cc", "libneuronxla")
 CPUINFO = Path("/proc/cpuinfo")
 POLICIES = ("warn", "refuse")
 

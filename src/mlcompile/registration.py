@@ -30,6 +30,7 @@ def lineage(settings: Settings, compiled: Artifact, spec: CompiledSpec, verdict:
         "precision": spec.precision,  # validated under that precision's tolerances (verdict rules)
         "compiler_settings": spec.compiler_settings,
         "compiler_selection": spec.selection.model_dump() if spec.selection else None,
+        "compiler_report": spec.compiler_report,  # e.g. the int8 recipe's measured layer sensitivities
         "sequence_lengths": spec.lengths,
         "batch_size": spec.batch_size,
     }
@@ -80,6 +81,9 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
         params["auto.workload"] = spec.selection.workload
         metrics |= {f"auto_seconds.{name}": m.seconds for name, m in spec.selection.candidates.items()}
         metrics |= {f"auto_matched.{name}": float(m.passed) for name, m in spec.selection.candidates.items()}
+        metrics |= {f"auto_compile_seconds.{name}": m.compile_seconds for name, m in spec.selection.candidates.items()}
+        metrics |= {f"auto_vs_uncompiled.{name}": spec.selection.vs_uncompiled(name)
+                    for name in spec.selection.candidates if spec.selection.vs_uncompiled(name)}
     model_description = (f"{spec.task} models compiled by mlcompile from {settings.uncompiled_project} "
                          f"{settings.uncompiled_model or settings.uncompiled_path}; a version is registered only "
                          f"after every validation check "

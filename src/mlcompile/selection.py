@@ -8,15 +8,16 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Callable
 
-from . import progress, regression
+from . import coverage, progress, regression
 from .cases import Case
 from .compilers import candidates, get_compiler
-from .compiled import Bucket, Measurement, Selection, runner
+from .compiled import Bucket, Measurement, Selection, bucket_executables, runner
 from .errors import ArtifactError, ConfigError
 from .report import truncation_note
 from .settings import Settings
-from .tasks import INVARIANCE, TaskFamily, Tolerance
+from .tasks import COVERAGE_CHECK, INVARIANCE, TaskFamily, Tolerance
 
 log = logging.getLogger(__name__)
 MEASURED_PASSES = 2  # each backend is timed this often; the best pass is kept
@@ -62,17 +63,23 @@ def predict_cases(pipeline, cases: list[Case], workload: str = "requests") -> li
     return predictions
 
 
+def timed(pipeline, cases: list[Case], workload: str) -> float:
+    """The best of MEASURED_PASSES over the cases served as `workload` (the caller warmed it up)."""
+    seconds = float("inf")
+    for _ in range(MEASURED_PASSES):
+        started = time.perf_counter()
+        predict_cases(pipeline, cases, workload)
+        seconds = min(seconds, time.perf_counter() - started)
+    return seconds
+
+
 def measure(pipeline, cases: list[Case], reference: list[dict], task: TaskFamily, tol: Tolerance,
             workload: str = "requests") -> Measurement:
     """Seconds the task pipeline takes over the cases served as `workload` (best of
     MEASURED_PASSES, after a warm-up pass), and whether its predictions pass the task's checks
     against the uncompiled ones."""
     predictions = predict_cases(pipeline, cases, workload)  # warm-up
-    seconds = float("inf")
-    for _ in range(MEASURED_PASSES):
-        started = time.perf_counter()
-        predict_cases(pipeline, cases, workload)
-        seconds = min(seconds, time.perf_counter() - started)
+    seconds = timed(pipeline, cases, workload)
     failed = [f"{case.id}::{check}" for case, observed, expected in zip(cases, predictions, reference)
               for check, result in task.compare(case.id, observed, expected, tol).items() if not result.passed]
     cut = [note for case, observed, expected in zip(cases, predictions, reference)
@@ -83,10 +90,11 @@ def measure(pipeline, cases: list[Case], reference: list[dict], task: TaskFamily
 
 def fastest(compilers: list, built: dict[str, list[Bucket]], backends_dir: Path, tokenizer, task: TaskFamily,
             batch_size: int, cases: list[Case], reference: list[dict], settings: Settings, model_dir: Path,
-            card: dict, neuron_note: str | None = None, reference_pipeline=None) -> Selection:
+            card: dict, neuron_note: str | None = None, reference_pipeline=None, eager=None) -> Selection:
     """Time each built candidate's task pipeline on the cases; pick the fastest that passes under
-    the tolerance of its precision and, at reduced precision, the regression set's checks too (so that
-    what auto keeps is what validation will pass: the fastest first, until one passes)."""
+    the tolerance of its precision and, at reduced precision, the artifact's coverage and the regression
+    set's checks too (so that what auto keeps is what validation will pass: the fastest first, until one
+    passes). `eager`: the uncompiled module the coverage check compares each executable with."""
     measured = {}
     for compiler in compilers:
         root = backends_dir / compiler.label
@@ -95,23 +103,49 @@ def fastest(compilers: list, built: dict[str, list[Bucket]], backends_dir: Path,
         tol = Tolerance(*settings.tolerance(compiler.precision))
         with progress.step(f"measure {compiler.label} on {len(cases)} cases"):
             found = measure(task.compiled(compiled, model_dir, card), cases, reference, task, tol, settings.workload)
-        measured[compiler.label] = found.model_copy(update={"precision": compiler.precision,
-                                                            "atol": tol.atol, "rtol": tol.rtol})
-    picked = None
+        measured[compiler.label] = found.model_copy(update={
+            "precision": compiler.precision, "atol": tol.atol, "rtol": tol.rtol,
+            "compile_seconds": round(sum(bucket.compile_seconds for bucket in built[compiler.label]), 1)})
+    uncompiled = None
+    if reference_pipeline is not None:  # the ratios' baseline: the uncompiled pipeline itself, not its memory
+        plain = getattr(reference_pipeline, "pipeline", reference_pipeline)
+        with progress.step(f"measure the uncompiled pipeline on {len(cases)} cases"):
+            predict_cases(plain, cases, settings.workload)
+            uncompiled = round(timed(plain, cases, settings.workload), 4)
     remembered = _Remembered(reference_pipeline) if reference_pipeline is not None else None
-    for name in sorted((n for n, m in measured.items() if m.passed), key=lambda n: measured[n].seconds):
-        failed = regression_failures(compilers, name, backends_dir, built, tokenizer, task, batch_size, settings,
-                                     model_dir, card, remembered) if measured[name].precision != "fp32" else []
-        if not failed:
-            picked = name
-            break
-        measured[name] = measured[name].model_copy(update={"passed": False, "failed_checks": failed})
-    if picked is None:
-        raise ArtifactError(no_match(measured))
+
+    def reduced_precision_failures(name: str) -> list[str]:
+        compiler = next(c for c in compilers if c.label == name)
+        compiled = runner(compiler, built[name], backends_dir / name, tokenizer, batch_size, task.token_level,
+                          settings.batch_tokens)
+        tol = Tolerance(*settings.tolerance(compiler.precision))
+        failed = []
+        if eager is not None:  # every executable against the uncompiled module, as validation's coverage check
+            ids, _ = compiled.encode([case.text for case in cases])
+            targets = bucket_executables(built[name], compiler.dynamic_shapes, batch_size)
+            covered = coverage.check(compiled, eager, targets, list(zip((case.id for case in cases), ids)), tol)
+            failed += [] if covered.passed else [f"{COVERAGE_CHECK}: {covered.message}"]
+        return failed + regression_failures(name, task.compiled(compiled, model_dir, card), task, settings, tol,
+                                            card, remembered)
+
+    picked = pick(measured, reduced_precision_failures)
     return Selection(picked=picked, candidates=measured,
                      workload=f"the task pipeline on {len(cases)} validation cases, "
                               f"{'one request each' if settings.workload == 'requests' else 'in batched calls'}, "
-                              f"best of {MEASURED_PASSES} passes after a warm-up", neuron_skipped=neuron_note)
+                              f"best of {MEASURED_PASSES} passes after a warm-up", neuron_skipped=neuron_note,
+                     uncompiled_seconds=uncompiled)
+
+
+def pick(measured: dict[str, Measurement], reduced_precision_failures: Callable[[str], list[str]]) -> str:
+    """The fastest candidate that passed the cases and, at reduced precision, the further checks (coverage,
+    the regression set), asked of the fastest first until one passes; a candidate failing them is recorded
+    as not passing."""
+    for name in sorted((n for n, m in measured.items() if m.passed), key=lambda n: measured[n].seconds):
+        failed = reduced_precision_failures(name) if measured[name].precision != "fp32" else []
+        if not failed:
+            return name
+        measured[name] = measured[name].model_copy(update={"passed": False, "failed_checks": failed})
+    raise ArtifactError(no_match(measured))
 
 
 class _Remembered:
@@ -127,18 +161,14 @@ class _Remembered:
         return self.made[key]
 
 
-def regression_failures(compilers: list, name: str, backends_dir: Path, built: dict, tokenizer, task: TaskFamily,
-                        batch_size: int, settings: Settings, model_dir: Path, card: dict, reference_pipeline
-                        ) -> list[str]:
-    """The regression set's checks (agreement and tensors) candidate `name` fails; none without a set."""
+def regression_failures(name: str, compiled, task: TaskFamily, settings: Settings, tol: Tolerance, card: dict,
+                        reference_pipeline) -> list[str]:
+    """The regression set's checks (agreement and tensors) candidate `name`'s pipeline fails; none without a set."""
     if settings.regression_set is None or reference_pipeline is None:
         return []
-    compiler = next(c for c in compilers if c.label == name)
-    compiled = task.compiled(runner(compiler, built[name], backends_dir / name, tokenizer, batch_size,
-                                    task.token_level, settings.batch_tokens), model_dir, card)
     rows = regression.read_rows(settings.regression_set, card.get("inference_params", {}))
     with progress.step(f"check {name} on the regression set ({settings.regression_set})"):
-        results = regression.evaluate(task, rows, compiled, reference_pipeline, Tolerance(*settings.tolerance(compiler.precision)),
+        results = regression.evaluate(task, rows, compiled, reference_pipeline, tol,
                                       settings.regression_min_agreement, invariance_every=0)
     return [f"{regression.REGRESSION_CASE}::{check}: {result.message}" for check, result in results.items()
             if check != INVARIANCE and not result.passed]

@@ -160,7 +160,8 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
             reference_pipeline = load_reference(settings, downloaded)
             reference = [reference_pipeline.predict(case.text, case.params) for case in cases]
             selection = fastest(compilers, built, backends, tokenizer, task, settings.batch_size, cases, reference,
-                                settings, tmp, model_card(downloaded), neuron_skipped(settings), reference_pipeline)
+                                settings, tmp, model_card(downloaded), neuron_skipped(settings), reference_pipeline,
+                                eager=module)
         compiler = next(c for c in compilers if c.label == (selection.picked if selection else compilers[0].label))
         for path in (backends / compiler.label).iterdir():
             path.rename(tmp / path.name)

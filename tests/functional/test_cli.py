@@ -53,7 +53,7 @@ def test_bench_prints_each_variant_against_the_uncompiled_pipeline(workspace, in
     assert lines["uncompiled"][2] == lines["uncompiled"][3] == "1.0" and lines["uncompiled"][-3:] == ["6/6"] * 3
     assert lines["onnx"][-3:] == ["6/6"] * 3  # fp32: every task output identical
     assert lines["optimum-onnx"][1] == "skipped:"  # a row that says why, not a missing one
-    assert "frontier:" in done.output and "pass 1/1: onnx" in done.output  # progress as it goes
+    assert "frontier:" in done.output and "pass 1/1: onnx: " in done.output  # progress as it goes
     result = json.loads((workspace / "outputs" / "bench" / "keywords.json").read_text())
     onnx = result["rows"]["onnx"]
     assert onnx["throughput_vs_uncompiled"] > 0 and onnx["model_vs_uncompiled"] > 0 and onnx["p95_ms"] >= onnx["p50_ms"] > 0

@@ -13,7 +13,7 @@ import pytest
 
 from mlcompile import pyfunc
 from mlcompile.compiled import executable_name
-from mlcompile.compilers import bf16_supported, label, parse_candidate
+from mlcompile.compilers import bf16_supported, get_compiler, label, parse_candidate
 from mlcompile.registry.local import LocalRegistry
 from mlcompile.demo.models import DEMOS
 from mlcompile.tasks import get_task
@@ -71,15 +71,15 @@ def test_run_project_validates_and_registers(project, compiler, seeded_registrie
     assert all(e["passed"] and e["cases"] for e in coverage)
     served = {r["details"]["compiled_text"]["bucket"] for r in verdict["results"].values() if "compiled_text" in r["details"]}
     if spec["dynamic_shapes"]:  # one model for every shape; a case reports its padded length
-        assert spec["backend"] == "onnx" and [b["file"] for b in spec["buckets"]] == ["model.onnx"]
+        assert [b["file"] for b in spec["buckets"]] == [f"model{get_compiler(spec['backend']).suffix}"]
         assert max(served) == max(lengths) and len(served) > 3
     else:
         assert served == set(lengths)  # the cases cover every bucket
     if compiler == "auto":
         selection = spec["selection"]
         assert selection is not None, f"auto compiled only {spec['backend']}:\n{output}"
-        ladder = {"onnx", "torchscript", "onnx-int8", "onnx-int8-mixed"} | (
-            {"torchscript-bf16"} if bf16_supported() else set())
+        ladder = {"onnx", "openvino", "torchscript", "onnx-int8", "onnx-int8-mixed"} | (
+            {"openvino-bf16", "torchscript-bf16"} if bf16_supported() else set())
         assert set(selection["candidates"]) == ladder
         passing = {name: m for name, m in selection["candidates"].items() if m["passed"]}
         assert label(spec["backend"], spec["precision"], spec["compiler_settings"].get("recipe")) == selection["picked"] == min(

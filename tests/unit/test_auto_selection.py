@@ -1,11 +1,14 @@
 """COMPILER=auto's measurement of a backend over the cases, and its error when none matches: the
-checks that failed, and the cases the compiled lengths cut where the uncompiled pipeline did not."""
+checks that failed, and the cases the compiled lengths cut where the uncompiled pipeline did not; its pick:
+the fastest that passed the cases and, at reduced precision, the regression set's checks (fastest first)."""
 
 from __future__ import annotations
 
 import pytest
 
-from mlcompile.selection import measure, no_match, predict_cases
+from mlcompile.compiled import Measurement, Selection
+from mlcompile.errors import ArtifactError
+from mlcompile.selection import measure, no_match, pick, predict_cases
 from mlcompile.cases import Case
 from mlcompile.tasks import Tolerance, get_task
 
@@ -75,3 +78,42 @@ def test_a_batched_workload_is_timed_in_one_call_per_set_of_parameters():
     pipeline.calls.clear()
     predict_cases(pipeline, cases, "requests")
     assert len(pipeline.calls) == 3
+
+
+def measured() -> dict[str, Measurement]:
+    return {"onnx": Measurement(seconds=0.40, passed=True),
+            "onnx-int8": Measurement(seconds=0.20, passed=True, precision="int8"),
+            "onnx-int8-mixed": Measurement(seconds=0.30, passed=True, precision="int8"),
+            "torchscript-bf16": Measurement(seconds=0.10, passed=False, precision="bf16", failed_checks=["a::label"])}
+
+
+def test_a_reduced_precision_candidate_failing_the_regression_set_is_not_kept():
+    asked = []
+    found = measured()
+
+    def failures(name: str) -> list[str]:
+        asked.append(name)
+        return ["regression-set::label_agreement: 0.98 < 1.0"] if name == "onnx-int8" else []
+
+    assert pick(found, failures) == "onnx-int8-mixed"
+    assert asked == ["onnx-int8", "onnx-int8-mixed"]  # fastest first; the case failure never asked
+    assert not found["onnx-int8"].passed and found["onnx-int8"].failed_checks == [
+        "regression-set::label_agreement: 0.98 < 1.0"]  # recorded, so the card says why
+
+
+def test_fp32_is_kept_without_asking_when_every_reduced_candidate_fails():
+    asked = []
+    assert pick(measured(), lambda name: asked.append(name) or ["regression-set::x"]) == "onnx"
+    assert asked == ["onnx-int8", "onnx-int8-mixed"]
+
+
+def test_nothing_passing_is_an_error_naming_each_candidate():
+    found = {"onnx-int8": Measurement(seconds=0.2, passed=True, precision="int8")}
+    with pytest.raises(ArtifactError, match="onnx-int8: 1 checks failed: regression-set::keywords_exact_rate"):
+        pick(found, lambda name: ["regression-set::keywords_exact_rate"])
+
+
+def test_ratios_to_the_uncompiled_pipeline():
+    selection = Selection(picked="onnx", candidates=measured(), workload="cases", uncompiled_seconds=0.8)
+    assert selection.vs_uncompiled("onnx") == 2.0 and selection.vs_uncompiled("onnx-int8") == 4.0
+    assert Selection(picked="onnx", candidates=measured(), workload="cases").vs_uncompiled("onnx") is None

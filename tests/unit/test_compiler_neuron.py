@@ -150,14 +150,14 @@ def test_bf16_candidate_casts_matrix_products_only(standin_neuronx):
 
 def test_no_device_means_cpu_backends_and_says_so(standin_neuronx, no_neuron_device):
     names, why = candidates("auto", ["fp32"])
-    assert names == ["onnx", "torchscript"] and why.startswith("no Neuron device is visible")
+    assert names == ["onnx", "openvino", "torchscript"] and why.startswith("no Neuron device is visible")
     with pytest.raises(ConfigError, match="COMPILER=neuron cannot run here: no Neuron device is visible.*--device"):
         NeuronCompiler().check()
 
 
 def test_pypi_placeholder_is_named_and_auto_falls_back_to_cpu(placeholder_neuronx):
     names, why = candidates("auto", ["fp32"])
-    assert names == ["onnx", "torchscript"]
+    assert names == ["onnx", "openvino", "torchscript"]
     assert why.startswith("the torch-neuronx installed (1.0) is PyPI's placeholder")
     with pytest.raises(ConfigError) as error:
         NeuronCompiler().check()
@@ -181,7 +181,7 @@ def test_missing_torch_neuronx_is_a_clear_error(monkeypatch):
     message = str(error.value)
     assert "torch-neuronx is not installed" in message and "https://pip.repos.neuron.amazonaws.com" in message
     assert "COMPILER=auto, onnx or torchscript" in message
-    assert candidates("auto", ["fp32"]) == (["onnx", "torchscript"], "torch-neuronx is not installed")
+    assert candidates("auto", ["fp32"]) == (["onnx", "openvino", "torchscript"], "torch-neuronx is not installed")
 
 
 @pytest.mark.parametrize("worker, workers, visible, cores", [

@@ -26,9 +26,10 @@ from ..errors import ConfigError
 BACKENDS = {
     "torchscript": "mlcompile.compilers.torchscript:TorchScriptCompiler",
     "onnx": "mlcompile.compilers.onnx:OnnxCompiler",
+    "openvino": "mlcompile.compilers.openvino:OpenVinoCompiler",
     "neuron": "mlcompile.compilers.neuron:NeuronCompiler",
 }
-CPU_BACKENDS = ("onnx", "torchscript")
+CPU_BACKENDS = ("onnx", "openvino", "torchscript")
 FP32 = "fp32"
 PRECISIONS = (FP32, "bf16", "int8")
 

@@ -56,6 +56,17 @@ def _quiet_exporter():
 
 
 
+def export(module: torch.nn.Module, example: tuple[torch.Tensor, ...], target: Path, opset: int = 17):
+    """`module` as an ONNX file with dynamic batch and sequence axes, traced on the eager attention of the
+    transformers models inside it; returns the first one's config (None if it has none)."""
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+            "output": {0: "batch"}}
+    with torch.inference_mode(False), torch.no_grad(), _eager_attention(module) as models, _quiet_exporter():
+        torch.onnx.export(module.eval(), example, str(target), input_names=list(INPUTS), output_names=["output"],
+                          dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
+    return models[0].config if models else None
+
+
 def _optimizer_model_type(config) -> str:
     """ONNX Runtime's optimizer type for the model: its own where it has one, else `bert`, whose patterns
     cover the BERT-like encoders (optimum's ORT configs map all of mlcompile's encoders to it)."""
@@ -145,13 +156,8 @@ class OnnxCompiler(Backend):
 
         workdir.mkdir(parents=True, exist_ok=True)
         exported = workdir / "exported.onnx"
-        axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-                "output": {0: "batch"}}
-        with progress.step(f"  {self.label}: export"), torch.inference_mode(False), torch.no_grad(), \
-                _eager_attention(module) as models, _quiet_exporter():
-            torch.onnx.export(module.eval(), example, str(exported), input_names=list(INPUTS), output_names=["output"],
-                              dynamic_axes=axes, opset_version=self.opset, do_constant_folding=True, dynamo=False)
-        config = models[0].config if models else None
+        with progress.step(f"  {self.label}: export"):
+            config = export(module, example, exported, self.opset)
         with progress.step(f"  {self.label}: optimize"):
             fused = optimize_model(str(exported), model_type=_optimizer_model_type(config) if config else "bert",
                                    num_heads=getattr(config, "num_attention_heads", 0),
