@@ -1,7 +1,9 @@
-"""`make bench`: every variant of the project's model side by side in one run, on two workloads:
-the validation cases one request each (latency) and the project's corpus of real documents in one
-batched call (throughput). Interleaved passes after a warm-up, threads pinned; task outputs compared
-with the uncompiled pipeline's on every row. Results: `outputs/bench/<project>.json` and `.html`."""
+"""`make bench`: the uncompiled model run well (batched, fp32: the baseline of every ratio), the baselines a
+user has without mlcompile (bf16 autocast, one text per call, a peer script) and every compiled candidate,
+side by side in one run: the task pipeline on the project's corpus, the model alone on the same token ids,
+latency on the cases one request each, and agreement with the uncompiled pipeline on the regression set (the
+frontier). Interleaved passes after a warm-up, threads pinned, a line at least every 10 seconds. Results:
+`outputs/bench/<project>.json` and `.html`."""
 
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ import torch
 
 from . import peer, progress, stages, workloads
 from .artifacts import write_json_atomic, write_text_atomic
-from .compiled import CompiledSpec
 from .batching import BucketedRunner
+from .compiled import CompiledSpec
 from .compilers import CPU_BACKENDS, PRECISIONS, backend_candidates, bf16_supported, get_compiler
 from .machine import cpu_description
 from .settings import Settings
 from .tasks import reference_text_info
+from .tasks.classification import UNCOMPILED_BATCH
 
 UNCOMPILED = "uncompiled"  # the baseline of every ratio: the uncompiled pipeline batched, fp32
 UNCOMPILED_BF16 = "uncompiled-bf16"
@@ -47,7 +50,7 @@ def variants(settings: Settings, max_length: int, task) -> list[Variant]:
     found = [
         Variant(UNCOMPILED, "the uncompiled pipeline batched as a user serves it, fp32 (sentence-transformers: "
                 "its own length-sorted batches; transformers pipelines: length-sorted batches of "
-                f"{MODEL_BATCH}); the model alone in length-sorted batches of {MODEL_BATCH}, dynamic padding, "
+                f"{UNCOMPILED_BATCH}); the model alone in length-sorted batches of {MODEL_BATCH}, dynamic padding, "
                 "torch.inference_mode. Every ratio is to this row", compiled=False),
         Variant(UNCOMPILED_BF16, "the same under torch.autocast('cpu', dtype=torch.bfloat16): one line a user adds",
                 compiled=False,
