@@ -215,8 +215,15 @@ def _regression_texts(settings: Settings, corpus: list[str]) -> tuple[list[str],
 
 def run(settings: Settings, only: list[str] | None = None, repeat: int = 3, corpus_size: int | None = None,
         out=print) -> dict:
+    before, progress.sink = progress.sink, out  # the steps' lines beside the tables
+    try:
+        return _run(settings, only, repeat, corpus_size, out)
+    finally:
+        progress.sink = before
+
+
+def _run(settings: Settings, only: list[str] | None, repeat: int, corpus_size: int | None, out) -> dict:
     _quiet()
-    progress.sink = out
     threads = settings.torch_threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     root = Path(settings.outputs_dir) / "bench"
