@@ -147,3 +147,10 @@ def check(runner: BucketedRunner, eager: Callable[[torch.Tensor, torch.Tensor], 
     overall = _summary(parts, "compiled executable")
     overall.details["executables"] = table
     return overall
+
+
+def check_cases(runner: BucketedRunner, eager: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                targets: list[Executable], cases: dict[str, str], tolerance: Tolerance) -> CheckResult:
+    """`check` on rows cut from the cases' texts (case id -> text), tokenized by the compiled runner."""
+    ids, _ = runner.encode(list(cases.values()))
+    return check(runner, eager, targets, list(zip(cases, ids)), tolerance)

@@ -95,14 +95,15 @@ def fastest(compilers: list, built: dict[str, list[Bucket]], backends_dir: Path,
     the tolerance of its precision and, at reduced precision, the artifact's coverage and the regression
     set's checks too (so that what auto keeps is what validation will pass: the fastest first, until one
     passes). `eager`: the uncompiled module the coverage check compares each executable with."""
-    measured = {}
+    measured, pipelines = {}, {}
     for compiler in compilers:
         root = backends_dir / compiler.label
         compiled = runner(compiler, built[compiler.label], root, tokenizer, batch_size, task.token_level,
                           settings.batch_tokens)
         tol = Tolerance(*settings.tolerance(compiler.precision))
+        pipelines[compiler.label] = task.compiled(compiled, model_dir, card)  # loaded once: timed, then checked
         with progress.step(f"measure {compiler.label} on {len(cases)} cases"):
-            found = measure(task.compiled(compiled, model_dir, card), cases, reference, task, tol, settings.workload)
+            found = measure(pipelines[compiler.label], cases, reference, task, tol, settings.workload)
         measured[compiler.label] = found.model_copy(update={
             "precision": compiler.precision, "atol": tol.atol, "rtol": tol.rtol,
             "compile_seconds": round(sum(bucket.compile_seconds for bucket in built[compiler.label]), 1)})
@@ -116,17 +117,14 @@ def fastest(compilers: list, built: dict[str, list[Bucket]], backends_dir: Path,
 
     def reduced_precision_failures(name: str) -> list[str]:
         compiler = next(c for c in compilers if c.label == name)
-        compiled = runner(compiler, built[name], backends_dir / name, tokenizer, batch_size, task.token_level,
-                          settings.batch_tokens)
         tol = Tolerance(*settings.tolerance(compiler.precision))
         failed = []
         if eager is not None:  # every executable against the uncompiled module, as validation's coverage check
-            ids, _ = compiled.encode([case.text for case in cases])
-            targets = bucket_executables(built[name], compiler.dynamic_shapes, batch_size)
-            covered = coverage.check(compiled, eager, targets, list(zip((case.id for case in cases), ids)), tol)
+            covered = coverage.check_cases(pipelines[name].runner, eager,
+                                           bucket_executables(built[name], compiler.dynamic_shapes, batch_size),
+                                           {case.id: case.text for case in cases}, tol)
             failed += [] if covered.passed else [f"{COVERAGE_CHECK}: {covered.message}"]
-        return failed + regression_failures(name, task.compiled(compiled, model_dir, card), task, settings, tol,
-                                            card, remembered)
+        return failed + regression_failures(name, pipelines[name], task, settings, tol, card, remembered)
 
     picked = pick(measured, reduced_precision_failures)
     return Selection(picked=picked, candidates=measured,

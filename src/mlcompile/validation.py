@@ -122,10 +122,9 @@ class Validation:
         return components.tokenization(self.compiled.runner.tokenizer, self._load_uncompiled_tokenizer(), texts)
 
     def _coverage(self) -> CheckResult:
-        runner = self.compiled.runner
-        ids, _ = runner.encode([case.text for case in self.cases.values()])
-        rows = list(zip(self.cases, ids))
-        return coverage.check(runner, self._load_eager(), self._executables(), rows, self.tolerance)
+        texts = {case_id: case.text for case_id, case in self.cases.items()}
+        return coverage.check_cases(self.compiled.runner, self._load_eager(), self._executables(), texts,
+                                    self.tolerance)
 
     def _evaluate(self, case: Case) -> dict[str, CheckResult]:
         compiled = self.compiled.predict(case.text, case.params)
