@@ -22,49 +22,93 @@ help:
 # constraints-neuron.txt for Inferentia2 / Trainium1 (torch 2.9, the last line with the XLA-based
 # torch-neuronx). NEURON=1 installs the Neuron profile, with torch-neuronx and neuronx-cc from AWS's
 # index; NEURON_AWS=0 leaves those two out (the Neuron profile's torch on a machine without Neuron).
-NEURON ?= 0
-NEURON_AWS ?= 1
+# The venv remembers its profile ($(VENV)/.profile), so later make commands keep it without NEURON=;
+# NEURON=0 or NEURON=1 switches it (torch is reinstalled; AWS's packages leave with the Neuron profile).
+INSTALLED_PROFILE := $(shell cat $(VENV)/.profile 2>/dev/null)
+NEURON ?= $(if $(filter neuron%,$(INSTALLED_PROFILE)),1,0)
+NEURON_AWS ?= $(if $(filter neuron-torch,$(INSTALLED_PROFILE)),0,1)
 NEURON_INDEX := https://pip.repos.neuron.amazonaws.com
+AWS_PINS := requirements/neuron-aws.txt
 ifeq ($(NEURON),1)
 CONSTRAINTS := constraints-neuron.txt
 ifeq ($(NEURON_AWS),1)
+PROFILE := neuron
 NEURON_PACKAGES := --extra-index-url $(NEURON_INDEX) torch-neuronx neuronx-cc
+else
+PROFILE := neuron-torch
+PIN_OPTIONS += --drop $(AWS_PINS)
 endif
 else
 CONSTRAINTS := constraints.txt
+PROFILE := cpu
+endif
+STAMP := $(VENV)/.installed-$(PROFILE)
+# torch's CPU build from PyTorch's index (PyPI's Linux wheels of torch are CUDA builds: 3 GB of nvidia-*
+# wheels and triton). TORCH_INDEX= takes torch wherever pip finds it (a local wheel, a mirror).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_FROM := $(if $(TORCH_INDEX),--no-deps --index-url $(TORCH_INDEX))
+# SYSTEM_PACKAGES=1 (AWS's Neuron image): the venv sees the system Python's packages, and the versions it
+# has replace the profile's pins, so the image's torch and torch-neuronx are used, not installed twice.
+SYSTEM_PACKAGES ?= 0
+VENV_ARGS ?=
+ifeq ($(SYSTEM_PACKAGES),1)
+VENV_ARGS += --system-site-packages
+PIN_OPTIONS += --prefer-installed
 endif
 # EXTRAS= installs without the dev extra (the production image).
 EXTRAS ?= [dev]
-# VENV_ARGS=--system-site-packages: a venv that sees an image's preinstalled torch-neuronx.
-VENV_ARGS ?=
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+# The pins this install uses: the profile's, as install_pins.py adjusts them.
+PINS := $(VENV)/constraints.txt
 
 install: $(STAMP)
 
+MAKE_VENV = test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
+WRITE_PINS = $(BIN)/python requirements/install_pins.py $(CONSTRAINTS) $(PIN_OPTIONS) > $(PINS)
+
 # Every pinned package of the profile, before the project's code is there (a container layer).
 deps:
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
-	$(PIP) -r $(CONSTRAINTS)
+	$(MAKE_VENV)
+	$(WRITE_PINS)
+	$(PIP) -c $(PINS) $(TORCH_FROM) torch
+	$(PIP) -r $(PINS) $(if $(NEURON_PACKAGES),--extra-index-url $(NEURON_INDEX))
 
-# torch first, pinned by the profile; then everything else with the same pins as constraints.
-$(STAMP): pyproject.toml $(CONSTRAINTS)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_ARGS) $(VENV)
-	$(PIP) -c $(CONSTRAINTS) torch
-	$(PIP) -c $(CONSTRAINTS) -e '.$(EXTRAS)' $(NEURON_PACKAGES)
+# torch first (from TORCH_INDEX), pinned by the profile; then everything else with the same pins.
+$(STAMP): pyproject.toml $(CONSTRAINTS) requirements/install_pins.py
+	$(MAKE_VENV)
+	rm -f $(VENV)/.installed-*
+	$(WRITE_PINS)
+	$(if $(filter neuron,$(INSTALLED_PROFILE)),$(if $(filter-out neuron,$(PROFILE)),$(BIN)/pip uninstall --quiet --yes torch-neuronx neuronx-cc libneuronxla))
+	$(PIP) -c $(PINS) $(TORCH_FROM) torch
+	$(PIP) -c $(PINS) -e '.$(EXTRAS)' $(NEURON_PACKAGES)
+	echo $(PROFILE) > $(VENV)/.profile
 	touch $(STAMP)
 
-# Re-resolve both profiles from pyproject.toml and requirements/*.in (pip-tools, in its own venv).
-# AWS's packages are pinned by hand from the Neuron SDK release notes (requirements/neuron-aws.txt).
-LOCK_VENV := .venv-lock
+# Re-resolve both profiles from pyproject.toml and requirements/*.in (pip-tools, in a venv of its own).
+# The Neuron profile is resolved for the Python of AWS's Neuron image (NEURON_LOCK_PYTHON, 3.12) and for
+# torch's CPU build: PyPI's torch wheel is a CUDA build, so its CUDA-only requirements (nvidia-*, triton)
+# are dropped from the result. AWS's packages are pinned by hand from the Neuron SDK release notes
+# (requirements/neuron-aws.txt).
+NEURON_LOCK_PYTHON ?= python3.12
 PIP_COMPILE = $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --strip-extras --extra dev --allow-unsafe \
 	--no-emit-index-url --no-emit-find-links
+CUDA_ONLY := ^(nvidia-|triton==)
 lock:
-	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
-		$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check pip-tools==7.6.2; }
-	$(PIP_COMPILE) -o constraints.txt pyproject.toml requirements/cpu.in
+	$(MAKE) lock-venv LOCK_VENV=.venv-lock LOCK_PYTHON=$(PYTHON)
+	$(MAKE) lock-venv LOCK_VENV=.venv-lock-neuron LOCK_PYTHON=$(NEURON_LOCK_PYTHON)
+	$(MAKE) lock-profile LOCK_VENV=.venv-lock OUT=constraints.txt IN=requirements/cpu.in
 	sed -i 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' constraints.txt  # any 2.x.y build: CPU index or local wheel
-	$(PIP_COMPILE) -o constraints-neuron.txt pyproject.toml requirements/neuron.in
-	cat requirements/neuron-aws.txt >> constraints-neuron.txt
+	$(MAKE) lock-profile LOCK_VENV=.venv-lock-neuron OUT=constraints-neuron.txt IN=requirements/neuron.in
+	awk '/^[^ ]/ { cuda = ($$0 ~ /$(CUDA_ONLY)/) } !cuda' constraints-neuron.txt > constraints-neuron.tmp
+	mv constraints-neuron.tmp constraints-neuron.txt
+	cat $(AWS_PINS) >> constraints-neuron.txt
+
+.PHONY: lock-venv lock-profile
+lock-venv:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(LOCK_PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check pip-tools==7.6.2; }
+lock-profile:
+	$(PIP_COMPILE) -o $(OUT) pyproject.toml $(IN)
 
 # Register the demo uncompiled model unless the registry has UNCOMPILED_WITH_ID already.
 seed: install
@@ -83,19 +127,32 @@ download compile validate upload: install
 # (one stage) or the switches DOWNLOAD= COMPILE= TEST= UPLOAD= (all false by default, as in the reference).
 RUNNER ?= local
 COMPOSE_ENV ?= $(if $(filter true 1 yes,$(CI)),ci,dev)
-COMPOSE_FILES ?= docker-compose.yaml docker-compose.$(COMPOSE_ENV).yaml $(if $(filter 1,$(NEURON)),docker-compose.neuron.yaml)
+# NEURON=1: the neuron image, and every Neuron device of this host (NEURON_DEVICES) passed to its containers
+# through a compose file written here (docker-compose.neuron.yaml alone passes /dev/neuron0).
+NEURON_DEVICES ?= $(wildcard /dev/neuron*)
+DEVICES_COMPOSE := .neuron-devices.compose.yaml
+DOCKER_NEURON := $(and $(filter docker,$(RUNNER)),$(filter 1,$(NEURON)))
+COMPOSE_FILES ?= docker-compose.yaml docker-compose.$(COMPOSE_ENV).yaml $(if $(filter 1,$(NEURON)),docker-compose.neuron.yaml $(DEVICES_COMPOSE))
 COMPOSE ?= docker compose $(addprefix -f ,$(COMPOSE_FILES))
 DOWNLOAD ?= false
 COMPILE ?= false
 TEST ?= false
 UPLOAD ?= false
+TASKS := download-model compile-model validate-model upload-model
+comma := ,
 STAGE_OF_download-model := download
 STAGE_OF_compile-model := compile
 STAGE_OF_validate-model := validate
 STAGE_OF_upload-model := upload
 SWITCHES = COMPILE_PIPELINE_EXECUTION_DOWNLOAD=$(DOWNLOAD) COMPILE_PIPELINE_EXECUTION_COMPILE=$(COMPILE) \
 	COMPILE_PIPELINE_EXECUTION_TEST=$(TEST) COMPILE_PIPELINE_EXECUTION_UPLOAD=$(UPLOAD)
-LOCAL_INSTALL := $(if $(filter local,$(RUNNER)),install)
+LOCAL_INSTALL := $(if $(filter local,$(RUNNER)),install)$(if $(DOCKER_NEURON), $(DEVICES_COMPOSE))
+
+.PHONY: $(DEVICES_COMPOSE)
+$(DEVICES_COMPOSE):
+	printf '%s\n' '# Written by make (NEURON_DEVICES): the Neuron devices of this host, for every service.' \
+		'x-devices: &devices' '  devices: [$(subst $(eval) ,$(comma) ,$(strip $(NEURON_DEVICES)))]' 'services:' \
+		$(foreach service,compile compile-seed $(addprefix compile-,$(TASKS) unit integration functional),'  $(service): *devices') > $@
 
 .PHONY: project-checks
 project-checks:
@@ -161,7 +218,7 @@ LINT_SCRIPTS ?= .ci/run
 lint:
 	$(BIN)/shellcheck $(LINT_SCRIPTS)
 	$(BIN)/hadolint --config .hadolint.yaml $(LINT_DOCKERFILES)
-	$(BIN)/actionlint -shellcheck $(BIN)/shellcheck $(LINT_WORKFLOWS)
+	$(BIN)/actionlint -config-file .github/actionlint.yaml -shellcheck $(BIN)/shellcheck $(LINT_WORKFLOWS)
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec $(LINT_COMPOSE_FILES)
 
 # The framework's own tests.
