@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from ..conftest import MAKE_VARIABLES, REPO
 from ..container_checks import compose_problems, make_target_problems, readme_make_targets
@@ -15,7 +16,7 @@ from ..container_checks import compose_problems, make_target_problems, readme_ma
 pytestmark = pytest.mark.unit
 CHECKED_FILES = [".ci/run", "Dockerfile", ".hadolint.yaml", "Makefile", "README.md", "pytest.ini", "config", "pyproject.toml",
                  "constraints.txt", "constraints-neuron.txt",
-                 ".github/workflows/compile.yaml", "docker-compose.yaml", "docker-compose.dev.yaml",
+                 ".github/workflows/compile.yaml", ".github/actionlint.yaml", "requirements", "docker-compose.yaml", "docker-compose.dev.yaml",
                  "docker-compose.ci.yaml", "docker-compose.neuron.yaml"]
 
 
@@ -61,8 +62,9 @@ def test_neuron_target_builds_on_aws_image_with_the_neuron_profile():
     assert tag and "sdk2.31.0" in tag.group(1)  # the SDK constraints-neuron.txt follows
     neuron = text[text.index("AS neuron"):]
     assert "public.ecr.aws/neuron/pytorch-inference-neuronx:${NEURON_IMAGE_TAG} AS neuron" in text
-    # AWS's torch and torch-neuronx stay: the venv sees them and installs only the rest, with the pins
-    assert "make install NEURON=1 NEURON_AWS=0 VENV_ARGS=--system-site-packages" in neuron
+    # AWS's torch and torch-neuronx stay: the venv sees them, their versions replace the profile's pins
+    assert "make install NEURON=1 SYSTEM_PACKAGES=1" in neuron
+    assert "HEALTHCHECK NONE" in neuron  # the base image's probes TorchServe, which never runs here
     assert "constraints-neuron.txt" in neuron
     pins = (REPO / "constraints-neuron.txt").read_text()
     torch_pin = re.search(r"^torch==(\S+)", pins, flags=re.M).group(1)
@@ -94,6 +96,23 @@ def lint(repo) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key not in MAKE_VARIABLES}
     return subprocess.run(["make", "-s", "--no-print-directory", "-C", str(repo), f"VENV={sys.prefix}", "lint"],
                           capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_workflow_compiles_for_neuron_on_a_cpu_runner_and_validates_on_an_inf2_runner():
+    jobs = yaml.safe_load((REPO / ".github/workflows/compile.yaml").read_text())["jobs"]
+    compile_job, validate_job = jobs["neuron-compile"], jobs["neuron-validate"]
+    assert compile_job["runs-on"] == "ubuntu-24.04" and validate_job["runs-on"] == ["self-hosted", "linux", "x64", "inf2"]
+    # both only where an inf2 runner is registered; validation needs the compile job's bytes
+    assert compile_job["if"] == validate_job["if"] == "vars.NEURON_RUNNER == 'true'"
+    assert validate_job["needs"] == "neuron-compile" and compile_job["env"]["COMPILER"] == "neuron"
+    compile_steps = " ".join(step.get("run", "") for step in compile_job["steps"])
+    assert "make install NEURON=1" in compile_steps and "COMPILE=true" in compile_steps
+    assert "TEST=true" not in compile_steps and "TASK=validate-model" not in compile_steps
+    validate_steps = " ".join(step.get("run", "") for step in validate_job["steps"])
+    assert "TASK=validate-model" in validate_steps and "TASK=upload-model" in validate_steps
+    uploaded = next(step for step in compile_job["steps"] if "upload-artifact" in step.get("uses", ""))
+    downloaded = next(step for step in validate_job["steps"] if "download-artifact" in step.get("uses", ""))
+    assert uploaded["with"]["name"] == downloaded["with"]["name"] and "outputs/compile/" in uploaded["with"]["path"]
 
 
 def test_hadolint_actionlint_and_the_compose_schema_pass():

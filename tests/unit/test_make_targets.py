@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 
 import pytest
+import yaml
 
-from ..conftest import make
+from ..conftest import REPO, make
+from ..container_checks import PIPELINE_SERVICES, TEST_SERVICES
 
 pytestmark = pytest.mark.unit
 DEV_COMPOSE = "docker compose -f docker-compose.yaml -f docker-compose.dev.yaml"
@@ -48,11 +50,27 @@ def test_test_levels_run_their_marker_or_their_service(level):
 @pytest.mark.parametrize("args, files", [
     ([], "-f docker-compose.yaml -f docker-compose.dev.yaml"),
     (["CI=true"], "-f docker-compose.yaml -f docker-compose.ci.yaml"),
-    (["CI=true", "NEURON=1"], "-f docker-compose.yaml -f docker-compose.ci.yaml -f docker-compose.neuron.yaml"),
+    (["CI=true", "NEURON=1"], "-f docker-compose.yaml -f docker-compose.ci.yaml -f docker-compose.neuron.yaml "
+                              "-f .neuron-devices.compose.yaml"),
 ])
 def test_docker_runs_use_the_compose_file_of_the_environment(args, files):
     assert last_command("projects.run/ner", "COMPONENT=compile", "TASK=compile-model", "RUNNER=docker", *args) == (
         f"PROJECT=ner docker compose {files} run --rm compile-compile-model")
+
+
+def test_neuron_containers_get_every_neuron_device_of_the_host(tmp_path):
+    written = tmp_path / "devices.yaml"
+    done = make(str(written), f"DEVICES_COMPOSE={written}", "NEURON_DEVICES=/dev/neuron0 /dev/neuron1 /dev/neuron2",
+                dry=False)
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(written.read_text())["services"]
+    assert set(PIPELINE_SERVICES) | set(TEST_SERVICES) <= set(services)
+    assert {tuple(service["devices"]) for service in services.values()} == {
+        ("/dev/neuron0", "/dev/neuron1", "/dev/neuron2")}
+    # the caller's COMPILER wins over the neuron file's default (neuron)
+    neuron = yaml.safe_load((REPO / "docker-compose.neuron.yaml").read_text())["services"]
+    assert neuron["compile"]["environment"]["COMPILER"] == "${COMPILER:-neuron}"
+    assert neuron["compile-unit"]["image"] == "mlcompile:neuron"  # the tests run on the Neuron image too
 
 
 @pytest.mark.parametrize("args, message", [
