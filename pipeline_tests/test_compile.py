@@ -26,6 +26,8 @@ def test_compiled_at_the_requested_shapes_from_the_downloaded_version(settings, 
 
 def test_compiled_model_loads_and_runs_within_its_lengths(settings, compiled, cases, lengths):
     # the compiled model alone: the task pipeline around it is the validate stage's
+    if cannot_run := stages.cannot_run_here(compiled):  # a Neuron artifact compiled where no NeuronCore is
+        pytest.skip(f"{cannot_run}; the validate stage runs it where it can")
     longest = max(cases, key=lambda case: len(case.text))
     (output,), (info,) = stages.load_runner(compiled.path, settings).run([longest.text])
     assert info.kept <= lengths[-1] and info.bucket <= lengths[-1]

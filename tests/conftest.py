@@ -192,14 +192,23 @@ def neuron_device(tmp_path, monkeypatch):
     device.parent.mkdir()
     device.touch()
     monkeypatch.setattr(neuron, "DEVICES", str(device.parent / "neuron*"))
+    # The stand-in torch_neuronx runs compiled models only where its runtime finds a device; this
+    # host's two NeuronCores all visible, whatever an earlier test left in NEURON_RT_VISIBLE_CORES.
+    monkeypatch.setenv("NEURON_STANDIN_DEVICES", str(device.parent / "neuron*"))
+    monkeypatch.delenv("NEURON_RT_VISIBLE_CORES", raising=False)
     return device
 
 
 @pytest.fixture
 def no_neuron_device(tmp_path, monkeypatch):
+    """A host without Neuron devices, for mlcompile and for a stand-in torch_neuronx imported before."""
     from mlcompile.compilers import neuron
 
-    monkeypatch.setattr(neuron, "DEVICES", str(tmp_path / "no-dev" / "neuron*"))
+    none = str(tmp_path / "no-dev" / "neuron*")
+    monkeypatch.setattr(neuron, "DEVICES", none)
+    monkeypatch.setenv("NEURON_STANDIN_DEVICES", none)
+    if (standin := sys.modules.get("torch_neuronx")) is not None and hasattr(standin, "DEVICES"):
+        monkeypatch.setattr(standin, "DEVICES", none)  # what it falls back to where the environment is cleared
 
 
 @pytest.fixture
@@ -207,13 +216,17 @@ def standin_neuronx(monkeypatch, neuron_device):
     """The stand-in torch_neuronx (tests/standins) on a host with a Neuron device, importable for
     this test only and forgotten after it: a module left in sys.modules would make COMPILER=auto
     choose neuron in later tests."""
+    def forget():  # the package and its submodules (torch_neuronx.experimental)
+        for name in [n for n in sys.modules if n == "torch_neuronx" or n.startswith("torch_neuronx.")]:
+            del sys.modules[name]
+
     monkeypatch.syspath_prepend(str(STANDINS))
-    sys.modules.pop("torch_neuronx", None)
+    forget()
     import torch_neuronx
 
     torch_neuronx.CALLS.clear()
     yield torch_neuronx
-    sys.modules.pop("torch_neuronx", None)
+    forget()
 
 
 @pytest.fixture
@@ -386,7 +399,8 @@ def reseal(compiled: Path) -> None:
 # What an enclosing make (make test-neuron-profile) passes down and a test's own make must not inherit.
 MAKE_VARIABLES = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "RUNNER", "TASK", "COMPONENT", "DOWNLOAD", "COMPILE", "TEST",
                   "UPLOAD", "VENV", "NEURON", "NEURON_AWS", "TEST_MARKERS", "CI", "COMPOSE", "COMPOSE_ENV",
-                  "COMPOSE_FILES", "LINT_DOCKERFILES", "LINT_WORKFLOWS", "LINT_COMPOSE_FILES", "LINT_SCRIPTS"}
+                  "COMPOSE_FILES", "LINT_DOCKERFILES", "LINT_WORKFLOWS", "LINT_COMPOSE_FILES", "LINT_SCRIPTS",
+                  "TORCH_INDEX", "SYSTEM_PACKAGES", "NEURON_DEVICES", "PYTHON"}
 
 
 def make(*args: str, dry: bool = True) -> subprocess.CompletedProcess:

@@ -63,11 +63,14 @@ class Settings(BaseSettings):
     workload: Literal["requests", "batched"] = "requests"
     # The precisions COMPILER=auto may try (fp32 always stays a candidate); PRECISIONS=fp32 forbids reduced ones.
     precisions: Annotated[list[Literal["fp32", "bf16", "int8"]], NoDecode] = ["fp32", "bf16", "int8"]
-    # fp32 kept (neuronx-cc would cast matmuls to bf16); the model is a transformer
+    # fp32 kept (neuronx-cc's default since 2.22, said so it is recorded); the model is a transformer
     neuron_compiler_args: str = "--auto-cast none --model-type transformer"
     neuron_dynamic_batch: bool = True
-    neuron_inline_weights: bool = True
+    neuron_inline_weights: bool = True  # dynamic batching inlines them whatever this says (as optimum-neuron)
     neuron_data_parallel: bool = False  # replicate a loaded model over every NeuronCore the process sees
+    # The instance family compiled for (neuronx-cc --target, unless NEURON_COMPILER_ARGS names one): always
+    # passed, so an artifact compiled on a CPU host is the one a Neuron host would compile.
+    neuron_target: Literal["inf2", "trn1", "trn1n", "trn2"] = "inf2"
 
     # Where the versions are: the project (a local registry's folder, MLflow's experiment and project tag;
     # default mlcompile/<PROJECT>) and model; UNCOMPILED_MODEL defaults to UNCOMPILED_WITH_ID's model.

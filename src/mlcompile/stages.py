@@ -15,7 +15,8 @@ from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomi
 from .cases import Case
 from .compiled import CompiledSpec, compile_shapes, load_runner
 from .compiled import load as load_compiled
-from .errors import UploadRefused
+from .compilers import get_compiler
+from .errors import ConfigError, UploadRefused
 from .gate import refusal
 from .registration import lineage, register
 from .registry import MODEL_CARD, open_registry
@@ -181,6 +182,17 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
         return {"backend": compiler.name, "precision": compiler.precision, "lengths": spec.lengths}
 
     return stage(settings, "compile").ensure(fingerprint(inputs), build, inputs, force=force)
+
+
+def cannot_run_here(compiled: Artifact) -> str | None:
+    """Why the compiled artifact's executables cannot run on this host (a Neuron artifact where no
+    NeuronCore is visible), or None when they can."""
+    spec = CompiledSpec.read(compiled.path)
+    try:
+        get_compiler(spec.backend, recorded=spec.compiler_settings).check_runs()
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 # validate ---------------------------------------------------------------

@@ -35,6 +35,7 @@ class Settings:
     neuron_dynamic_batch = False
     neuron_inline_weights = False
     neuron_data_parallel = False
+    neuron_target = "trn1"
 
 
 def example(batch: int = 4, length: int = 6):
@@ -49,8 +50,9 @@ def test_trace_gets_workdir_compiler_args_and_weights_setting(standin_neuronx, t
     compiler.compile(Tiny().eval(), example(), tmp_path / "bucket-6.pt", tmp_path / "workdir" / "bucket-6")
     trace, dynamic = standin_neuronx.CALLS
     assert trace["function"] == "trace" and dynamic == {"function": "dynamic_batch", "enabled": True}
-    # fp32 stays fp32 unless asked otherwise; recorded (and fingerprinted) in the compile settings
-    assert trace["compiler_args"] == ["--auto-cast", "none", "--model-type", "transformer"]
+    # fp32 stays fp32 unless asked otherwise, for the target named; recorded (and fingerprinted) in the compile settings
+    assert trace["compiler_args"] == ["--auto-cast", "none", "--model-type", "transformer", "--target", "inf2"]
+    assert trace["cpu_backend"] is False  # a device is visible: compiled as on any Neuron host
     assert compiler.settings()["compiler_args"] == trace["compiler_args"]
     assert trace["compiler_workdir"] == str(tmp_path / "workdir" / "bucket-6")
     assert (tmp_path / "workdir" / "bucket-6" / "log-neuron-cc.txt").is_file()  # logs kept with the artifact
@@ -99,15 +101,16 @@ def test_the_runner_feeds_every_bucket_and_batch_its_exact_shape(standin_neuronx
         assert len(outputs) == count and {i.bucket for i in infos} <= {8, 32}
 
 
-def test_settings_choose_args_and_non_inlined_weights_are_moved_to_the_device(standin_neuronx, tmp_path):
+def test_settings_choose_args_and_non_inlined_weights_are_placed_on_a_core(standin_neuronx, tmp_path):
     compiler = get_compiler("neuron", Settings())
     compiler.compile(Tiny().eval(), example(), tmp_path / "model.pt", tmp_path / "workdir")
     [trace] = standin_neuronx.CALLS
-    assert trace["compiler_args"] == ["--auto-cast", "matmult", "--auto-cast-type", "bf16", "-O2"]
+    assert trace["compiler_args"] == ["--auto-cast", "matmult", "--auto-cast-type", "bf16", "-O2", "--target", "trn1"]
     assert trace["inline_weights_to_neff"] is False and compiler.settings()["dynamic_batch"] is False
     assert compiler.versions()["torch_neuronx"] == standin_neuronx.__version__
     compiler.load(tmp_path / "model.pt")
-    assert standin_neuronx.CALLS[-1] == {"function": "move_trace_to_device", "device_id": 0}
+    # AWS's successor to move_trace_to_device (which pinned every shape to core 0): the least-used core
+    assert standin_neuronx.CALLS[-1] == {"function": "set_neuron_cores", "start_nc": -1, "nc_count": -1}
 
 
 def test_an_artifact_loads_as_it_was_compiled_not_as_today_s_settings_say(standin_neuronx, tmp_path):
@@ -115,7 +118,8 @@ def test_an_artifact_loads_as_it_was_compiled_not_as_today_s_settings_say(standi
     recorded = get_compiler("neuron", Settings()).settings()
     loader = get_compiler("neuron", None, recorded=recorded)  # today's defaults would inline the weights
     loader.load(tmp_path / "model.pt")
-    assert standin_neuronx.CALLS[-1]["function"] == "move_trace_to_device"
+    assert standin_neuronx.CALLS[-1]["function"] == "set_neuron_cores"
+    assert loader.compiler_args[-2:] == ["--target", "trn1"]
 
 
 def test_data_parallel_spreads_a_loaded_model_over_the_cores(standin_neuronx, tmp_path):
@@ -127,9 +131,23 @@ def test_data_parallel_spreads_a_loaded_model_over_the_cores(standin_neuronx, tm
     assert compiler.settings()["data_parallel"] is True and model(*example(batch=2)).shape == (2, 4)
 
 
-def test_dynamic_batching_with_weights_outside_the_neff_is_refused(standin_neuronx):
-    with pytest.raises(ConfigError, match="NEURON_DYNAMIC_BATCH=true with NEURON_INLINE_WEIGHTS=false"):
-        NeuronCompiler(dynamic_batch=True, inline_weights=False).check()
+def test_dynamic_batching_inlines_the_weights_and_says_so(standin_neuronx, caplog):
+    compiler = NeuronCompiler(dynamic_batch=True, inline_weights=False)  # as optimum-neuron: a warning, not a refusal
+    assert compiler.inline_weights is True and compiler.settings()["inline_weights_to_neff"] is True
+    assert "needs the weights inlined into the NEFF: inlining them" in caplog.text
+
+
+def test_data_parallel_without_dynamic_batching_is_refused(standin_neuronx, tmp_path):
+    """DataParallel without dynamic batching takes only batches of compiled batch x cores: the runner's
+    compiled batches would fail on any host with more than one NeuronCore."""
+    with pytest.raises(ConfigError, match="NEURON_DATA_PARALLEL=true with NEURON_DYNAMIC_BATCH=false"):
+        NeuronCompiler(dynamic_batch=False, data_parallel=True).check()
+    static = NeuronCompiler(dynamic_batch=False)  # what the refusal spares the user: the real DataParallel's error
+    static.compile(Tiny().eval(), example(), tmp_path / "model.pt", tmp_path / "w")
+    parallel = standin_neuronx.DataParallel(static.load(tmp_path / "model.pt"), set_dynamic_batching=False)
+    with pytest.raises(Exception):
+        parallel(*example(batch=4))  # two NeuronCores: only a batch of 8 is accepted
+    assert parallel(*example(batch=8)).shape == (8, 4)
 
 
 # --- detection: auto picks neuron only where it can run, and says why not ----------------------
@@ -140,19 +158,27 @@ def test_auto_means_neuron_where_torch_neuronx_traces_and_a_device_is_visible(st
 
 def test_bf16_candidate_casts_matrix_products_only(standin_neuronx):
     assert get_compiler("neuron-bf16").compiler_args == [  # the default: --auto-cast none --model-type transformer
-        "--model-type", "transformer", "--auto-cast", "matmult", "--auto-cast-type", "bf16"]
+        "--model-type", "transformer", "--auto-cast", "matmult", "--auto-cast-type", "bf16", "--target", "inf2"]
     compiler = get_compiler("neuron-bf16", Settings())  # its own --auto-cast options are replaced
-    assert compiler.compiler_args == ["-O2", "--auto-cast", "matmult", "--auto-cast-type", "bf16"]
+    assert compiler.compiler_args == ["-O2", "--auto-cast", "matmult", "--auto-cast-type", "bf16", "--target", "trn1"]
     assert compiler.settings()["precision"] == "bf16" and compiler.label == "neuron-bf16"
     loader = get_compiler("neuron", None, recorded=compiler.settings())  # an artifact loads as it was compiled
     assert loader.precision == "bf16" and loader.compiler_args == compiler.compiler_args
 
 
-def test_no_device_means_cpu_backends_and_says_so(standin_neuronx, no_neuron_device):
-    names, why = candidates("auto", ["fp32"])
+def test_no_device_compiles_but_does_not_run_and_auto_uses_the_cpu(standin_neuronx, no_neuron_device, tmp_path):
+    names, why = candidates("auto", ["fp32"])  # auto times its candidates: that needs a NeuronCore
     assert names == ["onnx", "openvino", "torchscript"] and why.startswith("no Neuron device is visible")
-    with pytest.raises(ConfigError, match="COMPILER=neuron cannot run here: no Neuron device is visible.*--device"):
-        NeuronCompiler().check()
+    compiler = NeuronCompiler()
+    compiler.check()  # neuronx-cc compiles on any x86 host
+    compiler.compile(Tiny().eval(), example(), tmp_path / "model.pt", tmp_path / "w")
+    [trace, _] = standin_neuronx.CALLS
+    assert trace["cpu_backend"] is True and trace["compiler_args"][-2:] == ["--target", "inf2"]
+    assert (tmp_path / "model.pt").is_file()
+    with pytest.raises(ConfigError, match="needs a NeuronCore to run, and no Neuron device is visible.*compile here"):
+        compiler.check_runs()
+    with pytest.raises(ConfigError, match="needs a NeuronCore"):
+        compiler.load(tmp_path / "model.pt")
 
 
 def test_pypi_placeholder_is_named_and_auto_falls_back_to_cpu(placeholder_neuronx):
@@ -185,26 +211,35 @@ def test_missing_torch_neuronx_is_a_clear_error(monkeypatch):
 
 
 @pytest.mark.parametrize("worker, workers, visible, cores", [
-    (0, 2, None, "0"), (1, 2, None, "1"), (1, 2, "0-3", "2,3"), (0, 3, "4,5,6", "4"), (2, 3, "4-6", "6"),
+    (0, 2, None, "0,1,2,3"), (1, 2, None, "4,5,6,7"), (1, 2, "0-3", "2,3"), (0, 3, "4,5,6", "4"), (2, 3, "4-6", "6"),
 ])
 def test_xdist_workers_get_their_own_neuron_cores(worker, workers, visible, cores):
-    assert worker_cores(worker, workers, visible) == cores
+    assert worker_cores(worker, workers, visible, host=8) == cores
 
 
-def test_more_workers_than_visible_cores_is_refused():
+def test_more_workers_than_cores_or_cores_the_host_lacks_are_refused():
     with pytest.raises(ConfigError, match="NEURON_RT_VISIBLE_CORES='0-1' has 2 NeuronCores for 3 test workers"):
-        worker_cores(0, 3, "0-1")
+        worker_cores(0, 3, "0-1", host=8)
+    with pytest.raises(ConfigError, match=r"this host \(2 NeuronCores\) has 2 NeuronCores for 3 test workers"):
+        worker_cores(0, 3, None, host=2)
+    with pytest.raises(ConfigError, match=r"names NeuronCores \[2, 3\] that this host does not have \(it has 2"):
+        worker_cores(1, 2, "0-3", host=2)
 
 
 def test_each_worker_that_compiles_for_neuron_sets_its_cores(standin_neuronx, monkeypatch):
     from fixtures.setup import share_neuron_cores
 
     class Settings:
-        compiler = "neuron"
+        compiler = "neuron-bf16"  # every Neuron candidate, not only `neuron`
+        precisions = ["fp32", "bf16"]
+        neuron_target = "inf2"
 
-    monkeypatch.delenv("NEURON_RT_VISIBLE_CORES", raising=False)
+    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "")  # restored after the test, whatever share_neuron_cores sets
+    monkeypatch.delenv("NEURON_RT_VISIBLE_CORES")
+    share_neuron_cores({"workerid": "gw1", "workercount": 2}, Settings())  # one device: two NeuronCores
+    assert os.environ["NEURON_RT_VISIBLE_CORES"] == "1"
+    with pytest.raises(ConfigError, match="for 3 test workers"):
+        share_neuron_cores({"workerid": "gw1", "workercount": 3}, Settings())
+    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "0-1")
     share_neuron_cores({"workerid": "gw1", "workercount": 2}, Settings())
     assert os.environ["NEURON_RT_VISIBLE_CORES"] == "1"
-    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "0-3")
-    share_neuron_cores({"workerid": "gw1", "workercount": 2}, Settings())
-    assert os.environ["NEURON_RT_VISIBLE_CORES"] == "2,3"

@@ -44,7 +44,10 @@ class Compiler(Protocol):
     label: str  # the candidate: the backend, with its precision unless fp32, and recipe (`onnx-int8-mixed`)
 
     def check(self) -> None:
-        """Raise ConfigError, saying how to fix it, when the backend cannot run here."""
+        """Raise ConfigError, saying how to fix it, when the backend cannot compile here."""
+
+    def check_runs(self) -> None:
+        """Raise ConfigError, saying how to fix it, when what it compiles cannot run here."""
 
     def settings(self) -> dict:
         """Everything that changes the compiled output (goes into the compile fingerprint)."""
@@ -101,6 +104,9 @@ class Backend:
     def label(self) -> str:
         return label(self.name, self.precision, self.recipe)
 
+    def check_runs(self) -> None:
+        """CPU backends run where they compile (check() covers both)."""
+
     def report(self, workdir: Path) -> dict:
         """What the toolchain said of a compile into `workdir` worth keeping with the artifact (e.g. the
         ONNX optimizer's fusions); nothing by default."""
@@ -156,14 +162,14 @@ def bf16_supported() -> bool:
 
 def candidates(requested: str, allowed: list[str] | tuple[str, ...] = PRECISIONS) -> tuple[list[str], str | None]:
     """The candidates to compile for a request, and for `auto` on CPU why neuron is not among them:
-    `auto` is neuron where it can run, else every CPU backend; each at every precision the project
+    `auto` is neuron where its candidates can run (auto times them), else every CPU backend; each at every precision the project
     allows (`PRECISIONS`) that the backend has and this host runs fast (the fastest that passes is kept)."""
     if requested != "auto":
         return [requested], None
     from .neuron import status
 
     neuron = status()
-    backends, why = (["neuron"], None) if neuron.usable else (list(CPU_BACKENDS), neuron.reason)
+    backends, why = (["neuron"], None) if neuron.runs else (list(CPU_BACKENDS), neuron.reason)
     found = []
     for precision in [p for p in PRECISIONS if p in allowed]:
         for backend in backends:
