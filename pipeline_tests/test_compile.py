@@ -11,24 +11,30 @@ pytestmark = pytest.mark.compile
 
 
 @pytest.fixture(scope="module")
-def lengths(settings, downloaded) -> list[int]:
+def lengths(pipeline, downloaded) -> list[int]:
     """SEQUENCE_LENGTHS, or the lengths chosen from the downloaded model."""
-    return stages.compile_lengths(settings, downloaded)
+    return pipeline.stages.compile_lengths(pipeline.settings, downloaded)
 
 
 def test_compiled_at_the_requested_shapes_from_the_downloaded_version(settings, downloaded, compiled, lengths):
     spec = CompiledSpec.read(compiled.path)
     assert spec.source_version == downloaded.info["version_id"]
-    assert spec.candidate == settings.compiler or settings.compiler == "auto"
+    if settings.compiler == "auto":  # the candidate auto measured fastest among those that passed
+        picked = spec.selection.candidates[spec.candidate]
+        assert spec.selection.picked == spec.candidate and picked.passed, spec.describe_backend()
+        assert all(m.seconds >= picked.seconds for m in spec.selection.candidates.values() if m.passed), (
+            spec.describe_backend())
+    else:
+        assert spec.candidate == settings.compiler
     assert spec.batch_size == settings.batch_size
     assert spec.lengths == (lengths[-1:] if spec.dynamic_shapes else lengths)
 
 
-def test_compiled_model_loads_and_runs_within_its_lengths(settings, compiled, cases, lengths):
+def test_compiled_model_loads_and_runs_within_its_lengths(pipeline, compiled, cases, lengths):
     # the compiled model alone: the task pipeline around it is the validate stage's
     if cannot_run := stages.cannot_run_here(compiled):  # a Neuron artifact compiled where no NeuronCore is
         pytest.skip(f"{cannot_run}; the validate stage runs it where it can")
     longest = max(cases, key=lambda case: len(case.text))
-    (output,), (info,) = stages.load_runner(compiled.path, settings).run([longest.text])
+    (output,), (info,) = pipeline.stages.load_runner(compiled.path, pipeline.settings).run([longest.text])
     assert info.kept <= lengths[-1] and info.bucket <= lengths[-1]
     assert output.isfinite().all()

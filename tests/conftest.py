@@ -9,31 +9,29 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _pytest.mark.expression import Expression
 from filelock import FileLock
+
+from mlcompile.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 STANDINS = REPO / "tests" / "standins"  # stand-ins for hardware-only packages (torch_neuronx)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-# Settings read from the environment; keep the caller's environment out of the tests.
-SETTING_PREFIXES = ("COMPILE_PIPELINE_EXECUTION_", "UNCOMPILED_", "COMPILED_", "NEPTUNE_", "MLCOMPILE_", "NEURON_",
-                    "REGRESSION_")
-SETTING_NAMES = {"PROJECT", "MODEL_TASK", "REGISTRY", "REGISTRY_PATH", "MLFLOW_TRACKING_URI", "REGISTRY_TIMEOUT",
-                 "REGISTRY_RETRIES", "OUTPUTS_DIR", "COMPILER", "SEQUENCE_LENGTHS",
-                 "BATCH_SIZE", "ATOL", "RTOL", "CASES_FILE", "TORCH_THREADS", "CI"}
+# What settings read from the environment: every field of the settings model, and what picks the env
+# files (CI, MLCOMPILE_CONFIG_DIR); kept out of the tests, whatever the caller's environment holds.
+SETTING_NAMES = {name.upper() for name in Settings.model_fields} | {"CI", "MLCOMPILE_CONFIG_DIR"}
 
 
 def clean_environ(**overrides) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in SETTING_NAMES and not k.startswith(SETTING_PREFIXES) and not k.startswith("PYTEST_")}
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES and not k.startswith("PYTEST_")}
     env["MLCOMPILE_CONFIG_DIR"] = str(REPO / "config")
     env["REGRESSION_SET"] = ""  # the projects' regression sets run in the tests that ask for them
     env.update({k: str(v) for k, v in overrides.items()})
@@ -44,7 +42,7 @@ def clean_environ(**overrides) -> dict:
 def settings_env(monkeypatch, tmp_path):
     """A clean settings environment for in-process tests, with its own registry and outputs."""
     for key in list(os.environ):
-        if key in SETTING_NAMES or key.startswith(SETTING_PREFIXES):
+        if key in SETTING_NAMES:
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MLCOMPILE_CONFIG_DIR", str(REPO / "config"))
     monkeypatch.setenv("REGISTRY_PATH", str(tmp_path / "registry"))
@@ -112,22 +110,23 @@ def pytest_sessionstart(session):
     if hasattr(config, "workerinput") or not _may_use_demo_models(config):
         return
     for project in PROJECTS:
-        _seed_shared(config._tmp_path_factory, "master", project)
+        _seed_shared(config, project)
 
 
 def _may_use_demo_models(config) -> bool:
     """Unit tests never use the seeded registries: `-m unit` or tests/unit alone seed nothing."""
     if all("tests/unit" in str(arg) for arg in config.args):
         return False
+    from fixtures.configure import marker_selected
+
     markexpr = config.getoption("markexpr")
-    return not markexpr or any(Expression.compile(markexpr).evaluate(lambda mark: mark == kind)
-                               for kind in ("integration", "functional"))
+    return not markexpr or any(marker_selected(markexpr, kind) for kind in ("integration", "functional"))
 
 
-def _seed_shared(tmp_path_factory, worker_id: str, project: str) -> Path:
+def _seed_shared(config, project: str) -> Path:
     """The registry with `project`'s demo model, seeded once per test run (by the session start
     above, or else by the first xdist worker to ask, while the others wait on its lock)."""
-    shared = _shared_dir(tmp_path_factory, worker_id) / "seeded"
+    shared = shared_dir(config) / "seeded"
     shared.mkdir(exist_ok=True)
     root = shared / project
     with FileLock(str(shared / f"{project}.lock")):
@@ -152,15 +151,15 @@ def _seed_shared(tmp_path_factory, worker_id: str, project: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def seeded_registry(tmp_path_factory, worker_id) -> Path:
+def seeded_registry(pytestconfig) -> Path:
     """A registry with the demo KEYWORDS-TRAINED-1."""
-    return _seed_shared(tmp_path_factory, worker_id, "keywords")
+    return _seed_shared(pytestconfig, "keywords")
 
 
 @pytest.fixture(scope="session")
-def seeded_registries(tmp_path_factory, worker_id) -> dict[str, Path]:
+def seeded_registries(pytestconfig) -> dict[str, Path]:
     """A registry per project with its demo model (ner and sentiment trained at seed time)."""
-    return {project: _seed_shared(tmp_path_factory, worker_id, project) for project in PROJECTS}
+    return {project: _seed_shared(pytestconfig, project) for project in PROJECTS}
 
 
 @pytest.fixture
@@ -295,18 +294,34 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _shared_dir(tmp_path_factory, worker_id: str) -> Path:
-    """A folder every process of this test run sees (xdist workers' base temps sit inside it)."""
-    base = tmp_path_factory.getbasetemp()
-    return base.parent if worker_id != "master" else base
+SHARED = pytest.StashKey[Path]()
+SHARED_OPTION = "mlcompile_tests_shared"  # xdist workerinput key
+
+
+def pytest_configure(config):
+    """One folder every process of this test run sees (seeded registries, the MLflow server), made by
+    the controller (or the only process) and handed to xdist workers; removed at the end of the run."""
+    if hasattr(config, "workerinput"):
+        config.stash[SHARED] = Path(config.workerinput[SHARED_OPTION])
+    else:
+        config.stash[SHARED] = Path(tempfile.mkdtemp(prefix="mlcompile-tests-"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    node.workerinput[SHARED_OPTION] = str(node.config.stash[SHARED])
+
+
+def shared_dir(config) -> Path:
+    return config.stash[SHARED]
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory, worker_id) -> str:
+def mlflow_server(pytestconfig) -> str:
     """A real MLflow tracking server on 127.0.0.1 (sqlite store, local artifacts), started by the
     first process of the test run that needs it and shared by all (model names are unique per test);
     stopped at the end of the run (pytest_sessionfinish below)."""
-    data = _shared_dir(tmp_path_factory, worker_id) / "mlflow"
+    data = shared_dir(pytestconfig) / "mlflow"
     data.mkdir(exist_ok=True)
     with FileLock(str(data / "start.lock")):
         if not (data / "uri").is_file():
@@ -343,16 +358,18 @@ def _wait_healthy(uri: str, server: subprocess.Popen, log: Path) -> None:
 
 
 def pytest_sessionfinish(session):
-    """The run's last process to finish (the xdist controller, or the only one) stops the server."""
+    """The run's last process to finish (the xdist controller, or the only one) stops the server and
+    removes the shared folder."""
     if hasattr(session.config, "workerinput"):
         return
-    pid_file = session.config._tmp_path_factory.getbasetemp() / "mlflow" / "pid"
+    shared = shared_dir(session.config)
+    pid_file = shared / "mlflow" / "pid"
     if pid_file.is_file():
         try:
             os.killpg(int(pid_file.read_text()), signal.SIGTERM)
         except ProcessLookupError:
             pass
-        pid_file.unlink()
+    shutil.rmtree(shared, ignore_errors=True)
 
 
 def fault_in_one_shape(compiled: Path, method: str, scale: float = 1.3) -> None:

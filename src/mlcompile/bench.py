@@ -23,7 +23,8 @@ from . import peer, progress, stages, workloads
 from .artifacts import write_json_atomic, write_text_atomic
 from .batching import BucketedRunner
 from .compiled import CompiledSpec
-from .compilers import CPU_BACKENDS, PRECISIONS, backend_candidates, bf16_supported, get_compiler
+from .compilers import CPU_BACKENDS, PRECISIONS, backend_candidates, get_compiler
+from .machine import bf16_supported
 from .machine import cpu_description
 from .settings import Settings
 from .tasks import reference_text_info

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .compare import CheckResult
+from .registry import MODEL_CARD
 from .tasks import COMPONENTS_CHECK, TOKENIZATION_CHECK, load_tokenizer
 from .tasks.sentence_embeddings import sentence_modules
 
@@ -112,7 +113,7 @@ def check(compiled: Path, spec, uncompiled_model: Path, tokenizer_dir: Path, unc
     if modules or (compiled / MODULES_DIR).is_dir():
         kept = _module_files(compiled / MODULES_DIR)
         compared["modules"] = differences(kept, modules)
-    card = json.loads((compiled / "model_card.json").read_text())
+    card = json.loads((compiled / MODEL_CARD).read_text())
     compared["model card"] = differences(card, uncompiled_card)
     failed = {name: found for name, found in compared.items() if found}
     note = (f"; truncation differs by design: the compiled tokenizer keeps {our_length} tokens (the largest compiled "

@@ -4,20 +4,21 @@ pytest owns 0-5 (0 passed, 1 tests failed, 2 interrupted, 3 internal error, 4 us
 5 no tests collected); mlcompile's own failures use numbers above that range, so a code always
 says which kind of failure happened."""
 
-EXIT_CODES = {
-    0: "every selected stage passed (with upload: the version is registered, or was already)",
+EXIT_CODES = {  # the README's table says the same (a test compares them)
+    0: "every selected stage passed (and, with upload, the version is registered, or was already)",
     1: "a check failed: validation did not pass, or the upload gate refused",
-    2: "interrupted (pytest)",
-    3: "internal error (pytest)",
-    4: "pytest usage error (bad command-line arguments)",
-    5: "no tests selected (pytest)",
-    10: "configuration error: a bad or missing setting, unknown project/compiler/registry, "
-        "COMPILER=neuron without torch-neuronx",
-    11: "registry error: unknown model or version, corrupted or incomplete version, unreadable card, "
-        "server down, token rejected",
-    12: "stage artifact error: a stage output cannot be built, read or verified",
-    13: "unsupported model: a flavor, architecture, task or file layout mlcompile cannot compile "
-        "(the message names what was found and what is supported)",
+    2: "interrupted (pytest's own)",
+    3: "internal error (pytest's own: a plugin or hook crashed)",
+    4: "usage error (pytest's own: bad pytest arguments)",
+    5: "no tests selected (pytest's own)",
+    10: "configuration error (bad or missing setting, unknown project/compiler/registry, compiled lengths the "
+        "model cannot use, COMPILER=neuron where torch-neuronx cannot compile: not installed, PyPI's "
+        "placeholder, native TorchNeuron; a Neuron artifact to validate where no NeuronCore is visible)",
+    11: "registry error (unknown model or version, corrupted or incomplete version, unreadable card, server "
+        "down, token rejected)",
+    12: "stage artifact error (a stage output cannot be built, read or verified)",
+    13: "unsupported model (a flavor, architecture, head or task mlcompile does not compile; the message "
+        "names what it found and what is supported)",
 }
 
 

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import ConfigError
 from .regression import CHUNK_ROWS, read_rows
 from .settings import Settings
 
@@ -60,7 +61,8 @@ def run(settings: Settings, sizes=(100, 1000, 10000), workers=("1", "2")) -> lis
     from . import stages
 
     if settings.regression_set is None:
-        raise SystemExit("bench --growth needs the project's REGRESSION_SET")
+        raise ConfigError(f"bench --growth grows the project's regression set, and {settings.project} has none: "
+                          "set REGRESSION_SET to a JSON Lines, CSV or Parquet file of texts")
     stages.compile(settings, stages.download(settings))  # built (or reused) before anything is timed
     work = Path(settings.outputs_dir) / "growth"
     work.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,13 @@ CPUINFO = Path("/proc/cpuinfo")
 POLICIES = ("warn", "refuse")
 
 
+def bf16_supported() -> bool:
+    """This CPU computes bf16 natively (AVX512-BF16 or AMX), which is when bf16 can be faster."""
+    import torch
+
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def cpu_description() -> dict:
     """The CPU model, architecture, numerics flags, torch's kernel capability and logical CPUs."""
     import torch

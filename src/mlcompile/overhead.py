@@ -18,7 +18,6 @@ from .artifacts import write_json_atomic
 from .compiled import CompiledSpec
 from .errors import ConfigError
 from .settings import Settings, load_settings
-from .verdict import PASSED, Verdict
 
 
 def plain_steps(settings: Settings) -> str:
@@ -27,12 +26,7 @@ def plain_steps(settings: Settings) -> str:
     compiled = stages.compile(settings, downloaded)
     cases = stages.load_cases(settings, downloaded)
     rules = stages.rules_for(settings, stages.task_of(downloaded), cases, CompiledSpec.read(compiled.path).precision)
-    validation = stages.validation(settings, downloaded, compiled, cases, rules)
-    verdict = Verdict(compiled.content_id, rules)
-    for check_id in rules.checks:
-        result = validation.result(check_id)
-        verdict.outcomes[check_id] = PASSED if result.passed else "failed"
-        verdict.results[check_id] = result.as_dict()
+    verdict = stages.validate(settings, downloaded, compiled, cases, rules)
     stages.publish_validation(settings, verdict, None)
     return stages.upload(settings, compiled, verdict, rules).info.get("version_id", "")
 

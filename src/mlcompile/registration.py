@@ -14,7 +14,7 @@ from .compiled import CompiledSpec
 from .registry import MODEL_CARD, VersionDetails, VersionInfo
 from .report import render_html
 from .settings import Settings
-from .verdict import Verdict
+from .verdict import Outcome, Verdict
 
 
 def lineage(settings: Settings, compiled: Artifact, spec: CompiledSpec, verdict: Verdict) -> dict:
@@ -40,7 +40,7 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
     """What produced the version and how it was validated, for its page: a description, the compile
     settings as parameters and the validation (and COMPILER=auto's timings) as metrics."""
     summary = verdict.summary()
-    passed = summary["outcomes"].get("passed", 0)
+    passed = summary["outcomes"].get(Outcome.PASSED, 0)
     worst = summary["smallest_margin"]
     lifecycle = settings.compiled_lifecycle
     uri = f"models:/{settings.compiled_model}" + (f"@{lifecycle}" if lifecycle != "none" else "/VERSION")
@@ -67,13 +67,12 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
     if worst:
         metrics["smallest_margin"] = worst["margin"]
     for result in verdict.results.values():  # per check kind, over the cases
-        kind = result["check"]
-        if result.get("observed") is not None:
-            key = f"largest_difference.{kind}"
-            metrics[key] = max(metrics.get(key, 0.0), result["observed"])
-        if result.get("margin") is not None:
-            key = f"smallest_margin.{kind}"
-            metrics[key] = min(metrics.get(key, result["margin"]), result["margin"])
+        if result.observed is not None:
+            key = f"largest_difference.{result.check}"
+            metrics[key] = max(metrics.get(key, 0.0), result.observed)
+        if result.margin is not None:
+            key = f"smallest_margin.{result.check}"
+            metrics[key] = min(metrics.get(key, result.margin), result.margin)
     if verdict.machine:
         params["validated.cpu"] = verdict.machine.get("model")
         params["validated.cpu_flags"] = ",".join(verdict.machine.get("flags", []))

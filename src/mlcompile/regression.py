@@ -16,7 +16,7 @@ import heapq
 import json
 import math
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Iterator
@@ -112,15 +112,20 @@ def _shown(row: Row) -> str:
     return row.text if len(row.text) <= TEXT_SHOWN else row.text[:TEXT_SHOWN] + "…"
 
 
+def _record(row: Row, **found) -> dict:
+    """A worst row as the verdict keeps it."""
+    return {"row": row.index, "id": row.id, "text": _shown(row), **found}
+
+
 class _Worst:
     """The rows with the smallest scores seen so far (ties: the earlier row)."""
 
     def __init__(self, size: int = WORST_ROWS):
         self.size = size
-        self.heap: list[tuple[float, int, dict]] = []  # (-score, -index, record): the top is the best kept
+        self.heap: list[tuple[float, int, dict]] = []  # (-score, -row, record): the top is the best kept
 
-    def add(self, score: float, row: Row, record: dict):
-        heapq.heappush(self.heap, (-score, -row.index, {"row": row.index, "id": row.id, "text": _shown(row), **record}))
+    def add(self, score: float, record: dict):
+        heapq.heappush(self.heap, (-score, -record["row"], record))
         if len(self.heap) > self.size:
             heapq.heappop(self.heap)
 
@@ -128,19 +133,41 @@ class _Worst:
         return [record for _, _, record in sorted(self.heap, key=lambda item: (-item[0], -item[1]))]
 
 
-class _TensorCheck:
-    """Every row within ATOL/RTOL: the worst rows by margin and a histogram of each row's max |diff|."""
+HISTOGRAM_LABELS = ["<1e-9"] + [f"1e{int(round(math.log10(edge)))}" for edge in HISTOGRAM_EDGES[:-1]] + ["≥1e-1"]
+NEAREST = "; nearest its tolerance: "
+NOT_COMPARABLE = " rows not comparable (their outcomes differ)"
 
-    def __init__(self, check: str, tolerance: Tolerance):
-        self.check, self.tolerance = check, tolerance
-        self.rows = self.failed = self.not_comparable = 0
-        self.worst = _Worst()
-        self.counts = [0] * (len(HISTOGRAM_EDGES) + 1)
-        self.largest = 0.0
-        self.tightest: tuple[float, str, CheckResult] | None = None  # (margin, row id, result)
 
-    def add(self, row: Row, result: CheckResult | None):
-        if result is None:  # scores of a row whose outcome differs: the agreement check reports it
+@dataclass
+class Aggregate:
+    """One regression check's totals over the rows it saw, row by row or summed from its shards' results;
+    `result` builds its CheckResult. Agreement checks: the task's counts against REGRESSION_MIN_AGREEMENT;
+    tensor checks: every row within ATOL/RTOL, with a histogram of each row's max |diff|; invariance: sampled
+    rows alone against inside a batch. Each with its worst rows."""
+
+    check: str
+    rows: int = 0
+    failed: int = 0  # rows that failed (tensor checks, invariance)
+    worst: _Worst = field(default_factory=_Worst)
+    totals: dict[str, float] = field(default_factory=dict)  # agreement: the task's counts, summed
+    not_comparable: int = 0  # tensor checks: rows whose outcomes differ (the agreement check reports them)
+    largest: float = 0.0  # tensor checks: the largest |diff| of any row
+    counts: list[int] = field(default_factory=lambda: [0] * len(HISTOGRAM_LABELS))  # rows per histogram bin
+    # tensor checks: the row nearest its tolerance: (margin, the message's words for it, its result)
+    nearest: tuple[float, str, CheckResult] | None = None
+
+    def add_agreement(self, task: TaskFamily, row: Row, compiled: dict, reference: dict):
+        self.rows += 1
+        counts = task.agreement_counts(compiled, reference)
+        self._count(counts)
+        score = task.row_agreement(counts)
+        if score < 1.0:
+            self.worst.add(score, _record(row, agreement=score, compiled=task.outcome(compiled),
+                                          reference=task.outcome(reference)))
+
+    def add_tensor(self, row: Row, result: CheckResult | None):
+        """A row's comparison; None: its scores are not comparable (its outcome differs)."""
+        if result is None:
             self.not_comparable += 1
             return
         self.rows += 1
@@ -151,91 +178,69 @@ class _TensorCheck:
         self.largest = max(self.largest, diff)
         self.counts[bisect_right(HISTOGRAM_EDGES, diff)] += 1
         margin = result.margin if result.margin is not None else -math.inf  # NaN, shape: failed outright
-        self.worst.add(margin, row, {"margin": margin, "observed": result.observed, "message": result.message})
-        if self.tightest is None or margin < self.tightest[0]:
-            self.tightest = (margin, row.id, result)
+        self.worst.add(margin, _record(row, margin=margin, observed=result.observed, message=result.message))
+        if self.nearest is None or margin < self.nearest[0]:
+            self.nearest = (margin, f"row {row.id}: {result.message}", result)
 
-    def result(self) -> CheckResult:
-        passed = self.failed == 0
-        tight = self.tightest[2] if self.tightest else None
-        message = (f"{self.rows - self.failed} of {self.rows} rows within atol {self.tolerance.atol:g}, "
-                   f"rtol {self.tolerance.rtol:g}; largest |diff| {self.largest:.3g}")
-        if tight is not None:
-            message += f"; nearest its tolerance: row {self.tightest[1]}: {tight.message}"
-        if self.not_comparable:
-            message += f"; {self.not_comparable} rows not comparable (their outcomes differ)"
-        return CheckResult(REGRESSION_CASE, self.check, passed, message,
-                           tight.observed if tight else None, tight.allowed if tight else None,
-                           tight.margin if tight else None,
-                           {"rows": self.rows, "failed_rows": self.failed, "not_comparable": self.not_comparable,
-                            "largest_difference": self.largest, "worst_rows": self.worst.rows(),
-                            "histogram": {"bins": HISTOGRAM_LABELS, "counts": self.counts}})
-
-
-HISTOGRAM_LABELS = ["<1e-9"] + [f"1e{int(round(math.log10(edge)))}" for edge in HISTOGRAM_EDGES[:-1]] + ["≥1e-1"]
-
-
-class _Agreement:
-    """The task's agreement over the set (counts summed row by row) against REGRESSION_MIN_AGREEMENT."""
-
-    def __init__(self, task: TaskFamily, threshold: float):
-        self.task, self.threshold = task, threshold
-        self.rows = 0
-        self.totals: dict[str, float] = {}
-        self.worst = _Worst()  # the same rows for every agreement check of the task
-
-    def add(self, row: Row, compiled: dict, reference: dict):
-        self.rows += 1
-        counts = self.task.agreement_counts(compiled, reference)
-        for key, value in counts.items():
-            self.totals[key] = self.totals.get(key, 0.0) + value
-        score = self.task.row_agreement(counts)
-        if score < 1.0:
-            record = {"agreement": score, "compiled": self.task.outcome(compiled),
-                      "reference": self.task.outcome(reference)}
-            self.worst.add(score, row, record)
-
-    def results(self) -> dict[str, CheckResult]:
-        return agreement_results(self.task, self.totals, self.rows, self.threshold,
-                                 {check: self.worst.rows() for check in self.task.agreement_checks})
-
-
-def agreement_results(task: TaskFamily, totals: dict, rows: int, threshold: float,
-                      worst_rows: dict[str, list[dict]]) -> dict[str, CheckResult]:
-    found = {}
-    for check, (value, summary) in task.agreement(totals, rows).items():
-        passed = value >= threshold
-        message = (f"{summary} over {rows} rows: {value:.4g} "
-                   f"{'>=' if passed else '<'} REGRESSION_MIN_AGREEMENT {threshold:g}")
-        found[check] = CheckResult(REGRESSION_CASE, check, passed, message, details={
-            "rows": rows, "value": value, "threshold": threshold, "totals": totals,
-            "worst_rows": worst_rows[check]})
-    return found
-
-
-class _Invariance:
-    """Sampled rows predicted alone against their prediction inside the chunk's batch."""
-
-    def __init__(self, task: TaskFamily, tolerance: Tolerance):
-        self.task, self.tolerance = task, tolerance
-        self.rows = self.failed = 0
-        self.worst = _Worst()
-
-    def add(self, row: Row, alone: dict, in_batch: dict):
-        results = self.task.compare(row.id, in_batch, alone, self.tolerance)
+    def add_invariance(self, row: Row, results: dict[str, CheckResult]):
+        """A sampled row's comparisons, inside its chunk's batch against alone."""
         self.rows += 1
         bad = [r for r in results.values() if not r.passed]
         self.failed += bool(bad)
         margins = [r.margin for r in results.values() if r.margin is not None]
         score = -math.inf if bad else min(margins, default=0.0)
-        self.worst.add(score, row, {"margin": score, "message": "; ".join(
-            f"{r.check}: {r.message}" for r in (bad or results.values()))})
+        self.worst.add(score, _record(row, margin=score, message="; ".join(
+            f"{r.check}: {r.message}" for r in (bad or results.values()))))
 
-    def result(self) -> CheckResult:
-        message = (f"{self.rows - self.failed} of {self.rows} sampled rows predict the same alone as inside a "
-                   f"batch of the set (length-sorted, padded with their neighbours)")
-        return CheckResult(REGRESSION_CASE, INVARIANCE, self.failed == 0, message,
-                           details={"rows": self.rows, "failed_rows": self.failed, "worst_rows": self.worst.rows()})
+    def add_shard(self, part: CheckResult):
+        """A shard's result of this check, as its verdict stores it."""
+        found = part.details
+        self.rows += found["rows"]
+        self.failed += found.get("failed_rows", 0)
+        self._count(found.get("totals", {}))
+        self.not_comparable += found.get("not_comparable", 0)
+        self.largest = max(self.largest, found.get("largest_difference", 0.0))
+        if "histogram" in found:
+            self.counts = [mine + theirs for mine, theirs in zip(self.counts, found["histogram"]["counts"])]
+        for record in found.get("worst_rows", []):
+            self.worst.add(record["agreement"] if "agreement" in record else record["margin"], record)
+        if part.margin is not None and (self.nearest is None or part.margin < self.nearest[0]):
+            said = part.message.split(NEAREST, 1)[-1]
+            self.nearest = (part.margin, said.rsplit("; ", 1)[0] if said.endswith(NOT_COMPARABLE) else said, part)
+
+    def _count(self, counts: dict[str, float]):
+        for key, value in counts.items():
+            self.totals[key] = self.totals.get(key, 0.0) + value
+
+    def result(self, task: TaskFamily, tolerance: Tolerance, min_agreement: float) -> CheckResult:
+        worst_rows = self.worst.rows()
+        if self.check in task.agreement_checks:
+            value, summary = task.agreement(self.totals, self.rows)[self.check]
+            passed = value >= min_agreement
+            message = (f"{summary} over {self.rows} rows: {value:.4g} "
+                       f"{'>=' if passed else '<'} REGRESSION_MIN_AGREEMENT {min_agreement:g}")
+            return CheckResult(REGRESSION_CASE, self.check, passed, message, details={
+                "rows": self.rows, "value": value, "threshold": min_agreement, "totals": dict(self.totals),
+                "worst_rows": worst_rows})
+        passed = self.failed == 0
+        if self.check == INVARIANCE:
+            message = (f"{self.rows - self.failed} of {self.rows} sampled rows predict the same alone as inside a "
+                       f"batch of the set (length-sorted, padded with their neighbours)")
+            return CheckResult(REGRESSION_CASE, self.check, passed, message,
+                               details={"rows": self.rows, "failed_rows": self.failed, "worst_rows": worst_rows})
+        message = (f"{self.rows - self.failed} of {self.rows} rows within atol {tolerance.atol:g}, "
+                   f"rtol {tolerance.rtol:g}; largest |diff| {self.largest:.3g}")
+        _, said, nearest = self.nearest or (None, None, None)
+        if nearest is not None:
+            message += NEAREST + said
+        if self.not_comparable:
+            message += f"; {self.not_comparable}{NOT_COMPARABLE}"
+        return CheckResult(REGRESSION_CASE, self.check, passed, message,
+                           nearest.observed if nearest else None, nearest.allowed if nearest else None,
+                           nearest.margin if nearest else None,
+                           {"rows": self.rows, "failed_rows": self.failed, "not_comparable": self.not_comparable,
+                            "largest_difference": self.largest, "worst_rows": worst_rows,
+                            "histogram": {"bins": HISTOGRAM_LABELS, "counts": self.counts}})
 
 
 def _chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
@@ -254,9 +259,9 @@ def in_shard(rows: Iterator[Row], shard: str | None) -> Iterator[Row]:
 def evaluate(task: TaskFamily, rows: Iterator[Row], compiled, reference, tolerance: Tolerance,
              min_agreement: float, invariance_every: int) -> dict[str, CheckResult]:
     """Every regression check, from one batched pass of both pipelines over the set (or a shard of it)."""
-    agreement = _Agreement(task, min_agreement)
-    tensors = {check: _TensorCheck(check, tolerance) for check in task.tensor_checks}
-    invariance = _Invariance(task, tolerance)
+    agreement = Aggregate("agreement")  # the task's agreement checks all sum the same counts
+    tensors = [Aggregate(check) for check in task.tensor_checks]
+    invariance = Aggregate(INVARIANCE)
     for chunk in _chunks(rows, CHUNK_ROWS):
         groups: dict[str, list[Row]] = {}
         for row in chunk:  # one call per parameter set, longest first as serving batches them
@@ -266,53 +271,25 @@ def evaluate(task: TaskFamily, rows: Iterator[Row], compiled, reference, toleran
             texts, params = [row.text for row in group], group[0].params
             for row, ours, theirs in zip(group, compiled.predict_many(texts, params),
                                          reference.predict_many(texts, params), strict=True):
-                agreement.add(row, ours, theirs)
+                agreement.add_agreement(task, row, ours, theirs)
                 same_outcome = task.outcome(ours) == task.outcome(theirs)
-                for check, tensor in tensors.items():
-                    comparable = check != SCORES or same_outcome
-                    tensor.add(row, close(row.id, check, task.tensor(check, ours), task.tensor(check, theirs),
-                                          tolerance.atol, tolerance.rtol) if comparable else None)
+                for tensor in tensors:
+                    comparable = tensor.check != SCORES or same_outcome
+                    tensor.add_tensor(row, close(row.id, tensor.check, task.tensor(tensor.check, ours),
+                                                 task.tensor(tensor.check, theirs), tolerance.atol, tolerance.rtol)
+                                      if comparable else None)
                 if invariance_every and row.index % invariance_every == 0:
-                    invariance.add(row, compiled.predict(row.text, params), ours)
-    return {**agreement.results(), **{check: tensor.result() for check, tensor in tensors.items()},
-            INVARIANCE: invariance.result()}
+                    alone = compiled.predict(row.text, params)
+                    invariance.add_invariance(row, task.compare(row.id, ours, alone, tolerance))
+    totals = [*(replace(agreement, check=check) for check in task.agreement_checks), *tensors, invariance]
+    return {total.check: total.result(task, tolerance, min_agreement) for total in totals}
 
 
-def _merged_worst(parts: list[dict], key: str) -> list[dict]:
-    rows = [row for part in parts for row in part["details"].get("worst_rows", [])]
-    return sorted(rows, key=lambda row: (row.get(key, 0.0), row["row"]))[:WORST_ROWS]
-
-
-def merge(task: TaskFamily, check: str, parts: list[dict], threshold: float, tolerance: Tolerance) -> CheckResult:
-    """One regression check over the whole set from its shards' results (as verdicts store them): the
-    agreement from the summed counts, tensors and invariance from summed rows, the worst rows overall."""
-    details = [part["details"] for part in parts]
-    rows = sum(d["rows"] for d in details)
-    if check in task.agreement_checks:
-        totals: dict[str, float] = {}
-        for d in details:
-            for key, value in d["totals"].items():
-                totals[key] = totals.get(key, 0.0) + value
-        worst = {name: _merged_worst(parts, "agreement") for name in task.agreement_checks}
-        return agreement_results(task, totals, rows, threshold, worst)[check]
-    failed = sum(d.get("failed_rows", 0) for d in details)
-    if check == INVARIANCE:
-        message = (f"{rows - failed} of {rows} sampled rows predict the same alone as inside a batch of the set "
-                   f"(length-sorted, padded with their neighbours)")
-        return CheckResult(REGRESSION_CASE, check, failed == 0, message, details={
-            "rows": rows, "failed_rows": failed, "worst_rows": _merged_worst(parts, "margin")})
-    tight = min((part for part in parts if part.get("margin") is not None), key=lambda part: part["margin"], default=None)
-    largest = max((d["largest_difference"] for d in details), default=0.0)
-    not_comparable = sum(d.get("not_comparable", 0) for d in details)
-    counts = [sum(column) for column in zip(*(d["histogram"]["counts"] for d in details))]
-    message = (f"{rows - failed} of {rows} rows within atol {tolerance.atol:g}, rtol {tolerance.rtol:g}; "
-               f"largest |diff| {largest:.3g}")
-    if tight is not None:
-        message += "; nearest its tolerance: " + tight["message"].split("; nearest its tolerance: ", 1)[-1]
-    if not_comparable:
-        message += f"; {not_comparable} rows not comparable (their outcomes differ)"
-    return CheckResult(REGRESSION_CASE, check, failed == 0, message, tight and tight["observed"],
-                       tight and tight["allowed"], tight and tight["margin"],
-                       {"rows": rows, "failed_rows": failed, "not_comparable": not_comparable,
-                        "largest_difference": largest, "worst_rows": _merged_worst(parts, "margin"),
-                        "histogram": {"bins": HISTOGRAM_LABELS, "counts": counts}})
+def merge(task: TaskFamily, check: str, parts: list[CheckResult], min_agreement: float,
+          tolerance: Tolerance) -> CheckResult:
+    """One regression check over the whole set from its shards' results: their counts and rows summed, the
+    worst rows overall."""
+    whole = Aggregate(check)
+    for part in parts:
+        whole.add_shard(part)
+    return whole.result(task, tolerance, min_agreement)

@@ -7,7 +7,7 @@ import html
 
 from .compare import CheckResult
 from .regression import REGRESSION_CASE
-from .verdict import Verdict
+from .verdict import Outcome, Verdict
 
 
 def text_info_label(info: dict | None) -> str:
@@ -40,17 +40,16 @@ def truncation_note(case: str, compiled: dict | None, reference: dict | None) ->
     return note
 
 
-def result_cells(result: CheckResult | dict) -> dict[str, str]:
+def result_cells(result: CheckResult) -> dict[str, str]:
     """Columns shown for a check in both HTML reports."""
-    r = result.as_dict() if isinstance(result, CheckResult) else result
     fmt = lambda v: "" if v is None else f"{v:.3g}"  # noqa: E731
     return {
-        "case": r["case"],
-        "check": r["check"],
-        "observed": fmt(r.get("observed")),
-        "allowed": fmt(r.get("allowed")),
-        "margin": fmt(r.get("margin")),
-        "input": text_info_label(r.get("details", {}).get("compiled_text")),
+        "case": result.case,
+        "check": result.check,
+        "observed": fmt(result.observed),
+        "allowed": fmt(result.allowed),
+        "margin": fmt(result.margin),
+        "input": text_info_label(result.details.get("compiled_text")),
     }
 
 
@@ -58,9 +57,9 @@ def coverage_table(coverage: list[dict]) -> str:
     """Every compiled executable: the shapes it ran at, the cases whose rows it ran, how close it came."""
     cell = 'style="border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top"'
     rows = "".join(
-        f'<tr class="{"passed" if e["passed"] else "failed"}">'
+        f'<tr class="{Outcome.of(e["passed"])}">'
         f'<td {cell}><b style="color: {"#176f2c" if e["passed"] else "#b00020"}">'
-        f'{"passed" if e["passed"] else "FAILED"}</b></td>'
+        f'{Outcome.PASSED if e["passed"] else Outcome.FAILED.upper()}</b></td>'
         + "".join(f"<td {cell}>{html.escape(str(v))}</td>" for v in (
             e["executable"], e["shape"], ", ".join("x".join(map(str, shape)) for shape in e["ran_shapes"]),
             ", ".join(e["cases"]), "" if e["margin"] is None else f"{e['margin']:.3g}", e["message"]))
@@ -98,12 +97,13 @@ def regression_section(verdict: Verdict) -> str:
     parts = [f"<p>{html.escape(found['file'])}: {found['rows']} rows, both pipelines in batches; each check an "
              "aggregate over the set.</p>"]
     for check, headline in found["checks"].items():
-        result = verdict.results.get(f"{REGRESSION_CASE}::{check}") or {}
-        details = result.get("details", {})
+        check_id = f"{REGRESSION_CASE}::{check}"
+        result = verdict.results.get(check_id)
+        details = result.details if result else {}
         outcome = headline["outcome"]
-        color = "#176f2c" if outcome == "passed" else "#b00020"
+        color = "#176f2c" if outcome == Outcome.PASSED else "#b00020"
         parts.append(f'<h4><span style="color: {color}">{html.escape(outcome)}</span> {html.escape(check)}</h4>'
-                     f"<p>{html.escape(result.get('message', verdict.messages.get(f'{REGRESSION_CASE}::{check}', '')))}</p>")
+                     f"<p>{html.escape(result.message if result else verdict.messages.get(check_id, ''))}</p>")
         if "histogram" in details:
             parts.append(_histogram(details))
         rows = details.get("worst_rows", [])
@@ -144,10 +144,10 @@ def render_html(verdict: Verdict, title: str, lineage: dict) -> str:
     summary = verdict.summary()
     rows = []
     for check_id in verdict.rules.checks:
-        outcome = verdict.outcomes.get(check_id, "not run")
+        outcome = verdict.outcomes.get(check_id, Outcome.NOT_RUN)
         result = verdict.results.get(check_id)
         cells = result_cells(result) if result else {"case": check_id.split("::")[0], "check": check_id.split("::")[-1]}
-        message = result["message"] if result else verdict.messages.get(check_id, "")
+        message = result.message if result else verdict.messages.get(check_id, "")
         cols = [cells.get(k, "") for k in ("case", "check", "observed", "allowed", "margin", "input")]
         rows.append(
             f'<tr class="{html.escape(outcome)}"><td>{html.escape(outcome)}</td>'

@@ -12,15 +12,35 @@ from typing import Callable
 
 from . import coverage, progress, regression
 from .cases import Case
-from .compilers import candidates, get_compiler
+from .compilers import CPU_BACKENDS, PRECISIONS, backend_candidates, backend_precisions, get_compiler
 from .compiled import Bucket, Measurement, Selection, bucket_executables, runner
 from .errors import ArtifactError, ConfigError
+from .machine import bf16_supported
 from .report import truncation_note
 from .settings import Settings
 from .tasks import COVERAGE_CHECK, INVARIANCE, TaskFamily, Tolerance
 
 log = logging.getLogger(__name__)
 MEASURED_PASSES = 2  # each backend is timed this often; the best pass is kept
+
+
+def candidates(requested: str, allowed: list[str] | tuple[str, ...] = PRECISIONS) -> tuple[list[str], str | None]:
+    """The candidates to compile for a request, and for `auto` on CPU why neuron is not among them:
+    `auto` is neuron where its candidates can run (auto times them), else every CPU backend; each at
+    every precision the project allows (`PRECISIONS`) that the backend has and this host runs fast."""
+    if requested != "auto":
+        return [requested], None
+    from .compilers.neuron import status
+
+    neuron = status()
+    backends, why = (["neuron"], None) if neuron.runs else (list(CPU_BACKENDS), neuron.reason)
+    found = []
+    for precision in [p for p in PRECISIONS if p in allowed]:
+        for backend in backends:
+            has = precision in backend_precisions(backend)
+            if has and (precision != "bf16" or backend == "neuron" or bf16_supported()):
+                found += backend_candidates(backend, precision)
+    return found, why
 
 
 def neuron_skipped(settings: Settings) -> str | None:

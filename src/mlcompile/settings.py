@@ -15,9 +15,11 @@ from pydantic import Field, PositiveInt, SecretStr, ValidationError, field_valid
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
-from .registry import MODEL_NAME
+from .registry import MODEL_NAME, Lifecycle
 
 STAGES = ("download", "compile", "validate", "upload")
+# neuronx-cc: keep fp32 (its default since 2.22, said so the recorded arguments are complete); the model is a transformer
+NEURON_DEFAULT_ARGS = "--auto-cast none --model-type transformer"
 # The reference implementation's switches, mapped onto the stage markers.
 STAGE_SWITCHES = {
     "download": "COMPILE_PIPELINE_EXECUTION_DOWNLOAD",
@@ -63,8 +65,7 @@ class Settings(BaseSettings):
     workload: Literal["requests", "batched"] = "requests"
     # The precisions COMPILER=auto may try (fp32 always stays a candidate); PRECISIONS=fp32 forbids reduced ones.
     precisions: Annotated[list[Literal["fp32", "bf16", "int8"]], NoDecode] = ["fp32", "bf16", "int8"]
-    # fp32 kept (neuronx-cc's default since 2.22, said so it is recorded); the model is a transformer
-    neuron_compiler_args: str = "--auto-cast none --model-type transformer"
+    neuron_compiler_args: str = NEURON_DEFAULT_ARGS
     neuron_dynamic_batch: bool = True
     neuron_inline_weights: bool = True  # dynamic batching inlines them whatever this says (as optimum-neuron)
     neuron_data_parallel: bool = False  # replicate a loaded model over every NeuronCore the process sees
@@ -83,7 +84,7 @@ class Settings(BaseSettings):
     uncompiled_path: Path | None = None
     compiled_project: str
     compiled_model: str
-    compiled_lifecycle: Literal["none", "staging", "production", "archived"] = "staging"
+    compiled_lifecycle: Lifecycle = "staging"
     neptune_api_token: SecretStr | None = None
 
     compile_pipeline_execution_download: bool = False

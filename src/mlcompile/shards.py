@@ -11,7 +11,7 @@ from .artifacts import Stage, read_json
 from .errors import UploadRefused
 from .regression import REGRESSION_CASE, merge
 from .tasks import TOKENIZATION_CHECK, get_task
-from .verdict import PASSED, Verdict
+from .verdict import Verdict
 
 SHARDS_DIR = "validate-shards"  # outputs/validate-shards/<I>-of-<N>/: a stage per shard
 VERDICT_FILE = "verdict.json"
@@ -77,20 +77,20 @@ def merged(task_name: str, shards: list[tuple[str, Verdict]], tolerance) -> Verd
         raise UploadRefused("the shards' verdicts cannot be merged:\n  " + "\n  ".join(problems))
     task, rules = get_task(task_name), without_shard(first)
     verdicts = [verdict for _, verdict in by_shard.values()]
-    results, outcomes = dict(first.results), dict(first.outcomes)
+    # every shard passed: the first's outcomes and results stand, but for what each shard saw only part of
+    whole = Verdict(first.compiled_content_id, rules, dict(first.outcomes), dict(first.results),
+                    machine=merged_machine(verdicts))
     for check_id in rules.checks:
         case, check = check_id.split("::", 1)
         if case == REGRESSION_CASE:
-            result = merge(task, check, [v.results[check_id] for v in verdicts], rules.regression["min_agreement"],
-                           tolerance)
-            results[check_id] = result.as_dict()
-            outcomes[check_id] = PASSED if result.passed else "failed"
+            whole.record(check_id, merge(task, check, [v.results[check_id] for v in verdicts],
+                                         rules.regression["min_agreement"], tolerance))
         elif check_id == TOKENIZATION_CHECK:  # each shard tokenized its rows (and the cases)
-            texts = sum(v.results.get(check_id, {}).get("details", {}).get("texts", 0) for v in verdicts)
-            results[check_id] = {**results.get(check_id, {}), "message": f"every shard's texts ({texts} in all, cases "
-                                 f"counted per shard) tokenize to the same ids in both pipelines"}
-    return Verdict(first.compiled_content_id, rules, outcomes, results,
-                   {c: m for c, m in first.messages.items() if outcomes.get(c) != PASSED}, merged_machine(verdicts))
+            texts = sum(v.results[check_id].details.get("texts", 0) for v in verdicts)
+            whole.results[check_id] = replace(first.results[check_id], message=(
+                f"every shard's texts ({texts} in all, cases counted per shard) tokenize to the same ids in both "
+                "pipelines"))
+    return whole
 
 
 def merged_machine(verdicts: list[Verdict]) -> dict | None:

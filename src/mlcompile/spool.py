@@ -11,10 +11,12 @@ import hashlib
 import shutil
 import time
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from .artifacts import read_json, write_json_atomic
-from .verdict import Rules, Verdict
+from .compare import CheckResult
+from .verdict import Outcome, Rules, Verdict
 
 PLAN = "plan.json"
 UPLOAD = "upload.json"
@@ -39,23 +41,39 @@ class ValidationPlan:
         return cls(data["compiled_content_id"], Rules.from_dict(data["rules"]), bool(data["reused"]),
                    data.get("machine"))
 
+    def verdict(self) -> Verdict:
+        """The verdict of these checks, before any outcome is recorded."""
+        return Verdict(self.compiled_content_id, self.rules, machine=self.machine)
+
 
 @dataclass(frozen=True)
 class CheckOutcome:
     check_id: str
-    outcome: str  # passed, failed, error, skipped
-    result: dict | None  # the CheckResult, when the check ran
+    outcome: Outcome
+    result: CheckResult | None  # when the check ran
     message: str = ""  # why it did not pass
 
     @property
     def ran_here(self) -> bool:
         """Run in this session, not replayed from a published verdict."""
-        return not (self.result or {}).get("details", {}).get("reused")
+        return self.result is None or not self.result.details.get("reused")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CheckOutcome":
+        result = CheckResult.from_dict(data["result"]) if data["result"] else None
+        return cls(data["check_id"], Outcome(data["outcome"]), result, data["message"])
+
+
+class UploadOutcome(StrEnum):
+    REGISTERED = "registered"
+    EXISTING = "existing"  # registered before: nothing new
+    REFUSED = "refused"  # by the gate
+    FAILED = "failed"  # a registry error
 
 
 @dataclass(frozen=True)
 class UploadRecord:
-    outcome: str  # registered, existing (nothing new), refused, failed
+    outcome: UploadOutcome
     message: str
     version_id: str | None = None
 
@@ -89,11 +107,11 @@ class CheckSpool:
 
     def outcomes(self) -> list[CheckOutcome]:
         folder = self.root / "checks"
-        return [CheckOutcome(**read_json(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+        return [CheckOutcome.from_dict(read_json(p)) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
     def record_lost(self, check_id: str, message: str) -> None:
         """A worker died running `check_id`: an error outcome, and every wait for checks ends now."""
-        self.write_outcome(CheckOutcome(check_id, "error", None, message))
+        self.write_outcome(CheckOutcome(check_id, Outcome.ERROR, None, message))
         (self.root / LOST).touch()
 
     def lost(self) -> bool:
@@ -113,13 +131,9 @@ class CheckSpool:
         plan = self.plan()
         if plan is None:
             return None
-        verdict = Verdict(plan.compiled_content_id, plan.rules, machine=plan.machine)
+        verdict = plan.verdict()
         for record in self.outcomes():
-            verdict.outcomes[record.check_id] = record.outcome
-            if record.result:
-                verdict.results[record.check_id] = record.result
-            if record.message:
-                verdict.messages[record.check_id] = record.message
+            verdict.record(record.check_id, record.result, record.outcome, record.message)
         return verdict
 
     def ran_checks(self) -> bool:
@@ -131,7 +145,10 @@ class CheckSpool:
 
     def upload(self) -> UploadRecord | None:
         path = self.root / UPLOAD
-        return UploadRecord(**read_json(path)) if path.is_file() else None
+        if not path.is_file():
+            return None
+        record = read_json(path)
+        return UploadRecord(UploadOutcome(record["outcome"]), record["message"], record["version_id"])
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

@@ -33,8 +33,9 @@ from .versions import library_versions
 log = logging.getLogger(__name__)
 VERDICT_FILE = "verdict.json"
 REPORT_FILE = "report.html"
-__all__ = ["download", "task_of", "compile_lengths", "compile", "validation", "publish_validation", "published_verdict", "upload",
-           "load_compiled", "load_runner", "load_reference", "load_cases", "rules_for", "stage"]
+__all__ = ["download", "task_of", "compile_lengths", "compile", "plan_validation", "validate", "publish_validation",
+           "published_verdict", "upload", "load_compiled", "load_runner", "load_reference", "load_cases", "rules_for",
+           "stage"]
 
 
 def stage(settings: Settings, name: str) -> Stage:
@@ -211,10 +212,11 @@ def rules_for(settings: Settings, task: TaskFamily, cases: list[Case], precision
     return Rules.build(task, cases, tolerance(settings, precision), precision, described)
 
 
-def validation(settings: Settings, downloaded: Artifact, compiled: Artifact, cases: list[Case], rules: Rules,
-               recorded: Verdict | None = None, compiled_loader=None, reference_loader=None) -> Validation:
-    """The validation of `compiled` against the downloaded model under `rules`; the pipelines load
-    on first use (callers that hold them already pass their own loaders)."""
+def plan_validation(settings: Settings, downloaded: Artifact, compiled: Artifact, cases: list[Case], rules: Rules,
+                    recorded: Verdict | None = None, compiled_loader=None, reference_loader=None) -> Validation:
+    """The validation of `compiled` against the downloaded model under `rules`, ready to run check by
+    check (or to replay `recorded`); the pipelines load on first use (callers that hold them already pass
+    their own loaders)."""
     task = task_of(downloaded)
     return Validation(
         task=task, cases=cases, rules=rules, compiled_content_id=compiled.content_id,
@@ -230,6 +232,16 @@ def validation(settings: Settings, downloaded: Artifact, compiled: Artifact, cas
                                             model_card(downloaded)),
         load_uncompiled_tokenizer=lambda: task.uncompiled_tokenizer(downloaded.path),
     )
+
+
+def validate(settings: Settings, downloaded: Artifact, compiled: Artifact, cases: list[Case], rules: Rules) -> Verdict:
+    """Every check of `compiled` under `rules`, in this process: its verdict (the pytest plugin runs each
+    check as a test of its own, and its spool gathers them)."""
+    validation = plan_validation(settings, downloaded, compiled, cases, rules)
+    verdict = validation.plan().verdict()
+    for check_id in rules.checks:
+        verdict.record(check_id, validation.result(check_id))
+    return verdict
 
 
 def publish_validation(settings: Settings, verdict: Verdict, pytest_report: Path | None) -> Artifact:

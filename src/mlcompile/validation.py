@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 from functools import cached_property
 from typing import Callable, Iterator
 
@@ -79,9 +80,8 @@ class Validation:
     def result(self, check_id: str) -> CheckResult:
         case_id, check = check_id.rsplit("::", 1)
         if self.recorded is not None:
-            result = CheckResult.from_dict(self.recorded.results[check_id])
-            result.details["reused"] = True
-            return result
+            result = self.recorded.results[check_id]
+            return replace(result, details={**result.details, "reused": True})
         if check_id == COVERAGE_CHECK:
             return self._coverage()
         if check_id == COMPONENTS_CHECK:

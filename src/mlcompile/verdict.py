@@ -4,15 +4,29 @@ under (cases, checks, tolerances). A verdict counts only for the same artifact a
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 from . import __version__
 from .artifacts import fingerprint
+from .compare import CheckResult
 from .regression import REGRESSION_CASE
 from .regression import check_names as regression_checks
 from .cases import EVIDENCE_SOURCES, evidence
 from .tasks import COVERAGE_CHECK, Case, TaskFamily, Tolerance, check_ids
 
-PASSED = "passed"
+
+class Outcome(StrEnum):
+    """What became of a check: pytest's words, which verdict.json keeps (a str, so older files load)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"  # its test could not run it (a fixture failed, the worker died)
+    SKIPPED = "skipped"
+    NOT_RUN = "not run"  # never recorded: what a summary counts for a check the rules call for that has none
+
+    @classmethod
+    def of(cls, passed: bool) -> "Outcome":
+        return cls.PASSED if passed else cls.FAILED
 
 
 def case_digest(case: Case) -> str:
@@ -111,15 +125,26 @@ def _some(ids: list[str], limit: int = 8) -> str:
 class Verdict:
     """What one validation of one compiled artifact (its content id) showed under `rules`.
 
-    `outcomes` maps the check ids that ran to passed/failed/error/skipped; `results` holds the
-    structured results of checks that ran; `messages` why a check did not pass."""
+    `outcomes` maps the check ids that ran to their outcome; `results` holds the results of checks
+    that ran; `messages` why a check did not pass."""
 
     compiled_content_id: str
     rules: Rules
-    outcomes: dict[str, str] = field(default_factory=dict)
-    results: dict[str, dict] = field(default_factory=dict)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    results: dict[str, CheckResult] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)
     machine: dict | None = None  # where the checks ran (mlcompile.machine.describe): CPU flags, runtimes
+
+    def record(self, check_id: str, result: CheckResult | None, outcome: Outcome | None = None,
+               message: str = "") -> None:
+        """A check's result and outcome: whether it passed, unless its test says otherwise (an error, a
+        skip); and why it did not pass: `message`, else the result's."""
+        self.outcomes[check_id] = outcome = outcome or Outcome.of(result.passed)
+        if result is not None:
+            self.results[check_id] = result
+        why = message or (result.message if result is not None else "")
+        if outcome != Outcome.PASSED and why:
+            self.messages[check_id] = why
 
     @property
     def validate_fingerprint(self) -> str:
@@ -129,7 +154,7 @@ class Verdict:
     @property
     def passed(self) -> bool:
         checks = self.rules.checks
-        return bool(checks) and all(self.outcomes.get(c) == PASSED for c in checks)
+        return bool(checks) and all(self.outcomes.get(c) == Outcome.PASSED for c in checks)
 
     def problems(self, limit: int = 10) -> list[str]:
         """Why this verdict does not allow an upload (empty when it does)."""
@@ -137,7 +162,7 @@ class Verdict:
         if not checks:
             return ["no validation checks were defined (no cases?)"]
         missing = [c for c in checks if c not in self.outcomes]
-        bad = [c for c in checks if c in self.outcomes and self.outcomes[c] != PASSED]
+        bad = [c for c in checks if c in self.outcomes and self.outcomes[c] != Outcome.PASSED]
         lines = [f"{c}: {self.outcomes[c]}: {self.messages.get(c, '')}".rstrip(": ") for c in bad[:limit]]
         if len(bad) > limit:
             lines.append(f"... and {len(bad) - limit} more checks that did not pass")
@@ -151,17 +176,18 @@ class Verdict:
     @property
     def coverage(self) -> list[dict]:
         """Per compiled executable: the cases that ran through it and how it compared."""
-        result = self.results.get(COVERAGE_CHECK) or {}
-        return result.get("details", {}).get("executables", [])
+        result = self.results.get(COVERAGE_CHECK)
+        return result.details.get("executables", []) if result else []
 
     def summary(self) -> dict:
+        """The headline numbers, as verdict.json, the report and the run's summary show them (plain words)."""
         counts: dict[str, int] = {}
         for check in self.rules.checks:
-            outcome = self.outcomes.get(check, "not run")
+            outcome = self.outcomes.get(check, Outcome.NOT_RUN).value
             counts[outcome] = counts.get(outcome, 0) + 1
-        margins = [(r["margin"], cid) for cid, r in self.results.items() if r.get("margin") is not None]
+        margins = [(r.margin, cid) for cid, r in self.results.items() if r.margin is not None]
         truncated = sorted(
-            {r["case"] for r in self.results.values() if r.get("details", {}).get("compiled_text", {}).get("truncated")}
+            {r.case for r in self.results.values() if r.details.get("compiled_text", {}).get("truncated")}
         )
         worst = min(margins) if margins else None
         return {
@@ -186,8 +212,8 @@ class Verdict:
         for check_id in self.rules.checks:
             case, check = check_id.split("::", 1)
             if case == REGRESSION_CASE:
-                details = self.results.get(check_id, {}).get("details", {})
-                checks[check] = {"outcome": self.outcomes.get(check_id, "not run"),
+                details = self.results[check_id].details if check_id in self.results else {}
+                checks[check] = {"outcome": self.outcomes.get(check_id, Outcome.NOT_RUN).value,
                                  **{k: details[k] for k in ("value", "threshold", "largest_difference", "rows",
                                                            "failed_rows") if k in details}}
         return {"file": self.rules.regression["file"], "rows": self.rules.regression["rows"], "checks": checks}
@@ -198,7 +224,7 @@ class Verdict:
             "validate_fingerprint": self.validate_fingerprint,
             "rules": self.rules.as_dict(),
             "outcomes": self.outcomes,
-            "results": self.results,
+            "results": {check_id: result.as_dict() for check_id, result in self.results.items()},
             "messages": self.messages,
             "machine": self.machine,
             "summary": self.summary(),
@@ -206,5 +232,7 @@ class Verdict:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Verdict":
-        return cls(data["compiled_content_id"], Rules.from_dict(data["rules"]), dict(data["outcomes"]),
-                   dict(data["results"]), dict(data.get("messages", {})), data.get("machine"))
+        return cls(data["compiled_content_id"], Rules.from_dict(data["rules"]),
+                   {check_id: Outcome(outcome) for check_id, outcome in data["outcomes"].items()},
+                   {check_id: CheckResult.from_dict(result) for check_id, result in data["results"].items()},
+                   dict(data.get("messages", {})), data.get("machine"))

@@ -1,6 +1,6 @@
-"""Every exit code of `mlcompile run` that mlcompile decides, produced in process through
-`cli.main([...])` (which runs the pipeline's pytest session in this process). pytest's own 2
-(interrupted) and 3 (internal error) pass through unchanged and are not provoked here."""
+"""Every exit code of `mlcompile run` (errors.EXIT_CODES, the README's table), produced in process
+through `cli.main([...])` (which runs the pipeline's pytest session in this process); pytest's own
+2 (interrupted) and 3 (internal error) through a plugin that interrupts or breaks the session."""
 
 from __future__ import annotations
 
@@ -58,6 +58,25 @@ def test_1_upload_refused(run, workspace):
     assert not (workspace / "registry" / "mlcompile" / "keywords" / "KEYWORDS-COMPILED").exists()
 
 
+def plugin(tmp_path, monkeypatch, name: str, raised: str) -> str:
+    """A pytest plugin `name` whose collection hook raises `raised` (before any stage runs)."""
+    (tmp_path / f"{name}.py").write_text(f"def pytest_collection_modifyitems(items):\n    raise {raised}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return name
+
+
+def test_2_interrupted_passes_through(run, tmp_path, monkeypatch):
+    code, output = run("run", "--stage", "download", "--", "-p", plugin(tmp_path, monkeypatch, "interrupting", "KeyboardInterrupt"))
+    assert code == 2, output
+
+
+def test_3_internal_error_passes_through(run, tmp_path, monkeypatch):
+    code, output = run("run", "--stage", "download", "--", "-p", plugin(tmp_path, monkeypatch, "crashing", "RuntimeError('bug')"))
+    assert code == 3, output
+    assert "INTERNALERROR" in output
+
+
 def test_4_pytest_usage_error_passes_through(run):
     code, output = run("run", "--stage", "download", "--", "--no-such-option")
     assert code == 4, output
@@ -111,3 +130,11 @@ def test_12_stage_artifact_error(run, workspace):
     code, output = run("run", "--stage", "download")
     assert code == 12, output
     assert "symbolic links are not allowed in artifacts" in output
+
+
+def test_every_exit_code_is_produced_here_and_in_the_readme_table():
+    produced = {int(name.split("_")[1]) for name in globals() if name.startswith("test_") and name.split("_")[1].isdigit()}
+    assert produced == set(EXIT_CODES)
+    readme = (REPO / "README.md").read_text()
+    for code, meaning in EXIT_CODES.items():
+        assert f"| {code} | {meaning} |" in readme, f"README's exit-code table differs from errors.EXIT_CODES at {code}"

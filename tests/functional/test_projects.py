@@ -13,7 +13,8 @@ import pytest
 
 from mlcompile import pyfunc
 from mlcompile.compiled import executable_name
-from mlcompile.compilers import bf16_supported, get_compiler, label, parse_candidate
+from mlcompile.compilers import get_compiler, label, parse_candidate
+from mlcompile.machine import bf16_supported
 from mlcompile.registry.local import LocalRegistry
 from mlcompile.demo.models import DEMOS
 from mlcompile.tasks import get_task

@@ -14,6 +14,7 @@ import pytest
 from mlcompile import stages
 from mlcompile.compiled import CompiledSpec
 from mlcompile.settings import load_settings
+from mlcompile.verdict import Verdict
 
 from ..conftest import REPO
 from ..tiny_models import ARCHITECTURES, build
@@ -39,16 +40,14 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def validate(settings) -> tuple[dict, float]:
-    """download, compile and validate with the stage functions; the verdict's summary and the seconds."""
+def validate(settings) -> tuple[Verdict, float]:
+    """download, compile and validate with the stage functions; the verdict and the seconds."""
     started = time.perf_counter()
     downloaded = stages.download(settings)
     compiled = stages.compile(settings, downloaded)
     cases = stages.load_cases(settings, downloaded)
     rules = stages.rules_for(settings, stages.task_of(downloaded), cases)
-    validation = stages.validation(settings, downloaded, compiled, cases, rules)
-    results = {check: validation.result(check) for check in rules.checks}
-    return results, time.perf_counter() - started
+    return stages.validate(settings, downloaded, compiled, cases, rules), time.perf_counter() - started
 
 
 @pytest.mark.parametrize("architecture, kind, backend", MATRIX, ids=[f"{a}-{k}-{b}" for a, k, b in MATRIX])
@@ -60,13 +59,12 @@ def test_every_architecture_compiles_and_validates_on_every_backend(settings_env
     for key, value in {"PROJECT": "sentiment", "UNCOMPILED_PATH": model, "MODEL_TASK": "auto", "SEQUENCE_LENGTHS": "",
                        "BATCH_SIZE": "2", "COMPILER": backend, "CASES_FILE": CASES, "TORCH_THREADS": "1"}.items():
         monkeypatch.setenv(key, str(value))
-    results, seconds = validate(load_settings())
-    failed = {check: result.message for check, result in results.items() if not result.passed}
-    assert not failed, failed
+    verdict, seconds = validate(load_settings())
+    assert verdict.passed, verdict.problems()
     downloaded = stages.stage(load_settings(), "download").load()
     assert stages.task_of(downloaded).name == kind  # what the model does, from its architecture
     if backend == "onnx":  # the optimizer's fusions, and where attention ran unfused, why
         report = CompiledSpec.read(stages.stage(load_settings(), "compile").path).compiler_report
         assert report["fused"].get("SkipLayerNormalization")
         assert (report["attention_unfused"] is None) == (architecture in FUSED_ATTENTION), report
-    print(f"{architecture} {kind} {backend}: {len(results)} checks passed in {seconds:.1f} s")
+    print(f"{architecture} {kind} {backend}: {len(verdict.results)} checks passed in {seconds:.1f} s")

@@ -97,7 +97,7 @@ def test_a_tampered_compiled_file_fails_coverage_by_name(built, tmp_path, monkey
 
     cases = stages.load_cases(settings, downloaded)
     rules = stages.rules_for(settings, stages.task_of(downloaded), cases)
-    run = stages.validation(settings, downloaded, compiled, cases, rules)
+    run = stages.plan_validation(settings, downloaded, compiled, cases, rules)
     coverage = run.result(COVERAGE_CHECK)
     assert not coverage.passed
     table = {e["executable"]: e for e in coverage.details["executables"]}

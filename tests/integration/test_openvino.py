@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlcompile.compilers import bf16_supported, get_compiler, known_candidates
+from mlcompile.compilers import get_compiler, known_candidates
+from mlcompile.machine import bf16_supported
 from mlcompile.tasks.classification import LogitsModule
 
 from ..tiny_models import make_model

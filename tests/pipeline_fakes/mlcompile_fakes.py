@@ -1,6 +1,7 @@
 """Stand-ins for the model work of mlcompile.stages (download, compile, the pipelines and the
-validation, and the MLmodel of a registered version), so the pipeline plugin's hooks, its spool and
-the real upload gate and local registry run in well under a second. Loaded with `-p mlcompile_fakes`; scripted by environment variables:
+validation: `FakeStages`, the plugin's `PipelineState.stages`; and the MLmodel of a registered version),
+so the pipeline plugin's hooks, its spool and the real upload gate and local registry run in well under
+a second. Loaded with `-p mlcompile_fakes`; scripted by environment variables:
 
 FAKE_FAILING          comma-separated check ids that fail
 FAKE_COMPILE_SALT     changes the compiled bytes (a recompiled artifact)
@@ -25,6 +26,8 @@ from mlcompile.compiled import Bucket, CompiledSpec
 from mlcompile.errors import RegistryError
 from mlcompile.spool import ValidationPlan
 
+from fixtures.state import pipeline_state, runs_pipeline
+
 CASES = [Case("alpha", "a short text"), Case("beta", "another short text")]
 CALLS = "fake-calls.txt"  # what the fakes were asked to do, a line each, in the working directory
 
@@ -32,35 +35,6 @@ CALLS = "fake-calls.txt"  # what the fakes were asked to do, a line each, in the
 def called(what: str) -> None:
     with open(CALLS, "a") as log:
         log.write(what + "\n")
-
-
-def download(settings, force=False):
-    called("download")
-    if os.environ.get("FAKE_DOWNLOAD_ERROR"):
-        raise RegistryError(os.environ["FAKE_DOWNLOAD_ERROR"])
-
-    def build(tmp):
-        write_json_atomic(tmp / "model_card.json", {"task": settings.model_task})
-        write_json_atomic(tmp / "version.json", {"version_id": settings.uncompiled_with_id, "metadata": {}})
-        return {"version_id": settings.uncompiled_with_id}
-
-    return stages.stage(settings, "download").ensure(fingerprint(settings.uncompiled_with_id), build, force=force)
-
-
-def compile(settings, downloaded, force=False):
-    called("compile")
-    salt = os.environ.get("FAKE_COMPILE_SALT", "")
-
-    def build(tmp):
-        (tmp / "bucket-16.pt").write_text(f"weights{salt}")
-        write_json_atomic(tmp / "model_card.json", {"task": settings.model_task})
-        CompiledSpec(task=settings.model_task, backend="torchscript", requested_compiler=settings.compiler,
-                     compiler_settings={}, dynamic_shapes=False, batch_size=settings.batch_size,
-                     buckets=[Bucket(length=16, file="bucket-16.pt")], source_version=settings.uncompiled_with_id,
-                     versions={}).write(tmp)
-        return {"backend": "torchscript"}
-
-    return stages.stage(settings, "compile").ensure(fingerprint([downloaded.fingerprint, salt]), build, force=force)
 
 
 class FakePipeline:
@@ -92,30 +66,63 @@ class FakeValidation:
         return ValidationPlan(self.compiled.content_id, self.rules, reused=False)
 
 
-def validation(settings, downloaded, compiled, cases, rules, recorded=None, compiled_loader=None,
-               reference_loader=None):
-    return FakeValidation(compiled, rules)
+class FakeStages:
+    """The model work of mlcompile.stages (fixtures.state.Stages), scripted."""
+
+    def download(self, settings, force=False):
+        called("download")
+        if os.environ.get("FAKE_DOWNLOAD_ERROR"):
+            raise RegistryError(os.environ["FAKE_DOWNLOAD_ERROR"])
+
+        def build(tmp):
+            write_json_atomic(tmp / "model_card.json", {"task": settings.model_task})
+            write_json_atomic(tmp / "version.json", {"version_id": settings.uncompiled_with_id, "metadata": {}})
+            return {"version_id": settings.uncompiled_with_id}
+
+        return stages.stage(settings, "download").ensure(fingerprint(settings.uncompiled_with_id), build,
+                                                         force=force)
+
+    def compile(self, settings, downloaded, force=False):
+        called("compile")
+        salt = os.environ.get("FAKE_COMPILE_SALT", "")
+
+        def build(tmp):
+            (tmp / "bucket-16.pt").write_text(f"weights{salt}")
+            write_json_atomic(tmp / "model_card.json", {"task": settings.model_task})
+            CompiledSpec(task=settings.model_task, backend="torchscript", requested_compiler=settings.compiler,
+                         compiler_settings={}, dynamic_shapes=False, batch_size=settings.batch_size,
+                         buckets=[Bucket(length=16, file="bucket-16.pt")],
+                         source_version=settings.uncompiled_with_id, versions={}).write(tmp)
+            return {"backend": "torchscript"}
+
+        return stages.stage(settings, "compile").ensure(fingerprint([downloaded.fingerprint, salt]), build,
+                                                        force=force)
+
+    def compile_lengths(self, settings, downloaded):
+        return settings.sequence_lengths
+
+    def load_cases(self, settings, downloaded):
+        return list(CASES)
+
+    def load_compiled(self, path, settings=None):
+        return FakePipeline()
+
+    def load_runner(self, path, settings=None):
+        return FakeRunner()
+
+    def load_reference(self, settings, downloaded):
+        return FakePipeline()
+
+    def plan_validation(self, settings, downloaded, compiled, cases, rules, recorded=None, compiled_loader=None,
+                        reference_loader=None):
+        return FakeValidation(compiled, rules)
 
 
-FAKES = {"download": download, "compile": compile, "validation": validation,
-         "load_cases": lambda settings, downloaded: list(CASES),
-         "compile_lengths": lambda settings, downloaded: settings.sequence_lengths,
-         "load_compiled": lambda path, settings=None: FakePipeline(),
-         "load_runner": lambda path, settings=None: FakeRunner(),
-         "load_reference": lambda settings, downloaded: FakePipeline()}
-
-
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(trylast=True)  # after the pipeline plugin's, which makes the run's state
 def pytest_configure(config):
-    patch = pytest.MonkeyPatch()
-    for name, fake in FAKES.items():
-        patch.setattr(stages, name, fake)
+    if runs_pipeline(config):
+        pipeline_state(config).stages = FakeStages()
     # the fake artifact is no model: no MLmodel for it (and no mlflow import inside pytester's run)
+    patch = pytest.MonkeyPatch()
     patch.setattr(pyfunc, "write_mlmodel", lambda files, spec, card, examples: called("write MLmodel"))
-    config._mlcompile_fakes = patch
-
-
-def pytest_unconfigure(config):
-    patch = getattr(config, "_mlcompile_fakes", None)  # absent when another plugin stopped configure
-    if patch is not None:
-        patch.undo()  # in process, the real stages are back for the next test
+    config.add_cleanup(patch.undo)  # in process, the real function is back for the next test

@@ -14,7 +14,8 @@ import torch
 from transformers import AutoTokenizer
 
 from mlcompile.batching import BucketedRunner, example_inputs
-from mlcompile.compilers import candidates, get_compiler
+from mlcompile.compilers import get_compiler
+from mlcompile.selection import candidates
 from mlcompile.compilers.neuron import NeuronCompiler, status, worker_cores
 from mlcompile.errors import ConfigError
 
@@ -227,7 +228,7 @@ def test_more_workers_than_cores_or_cores_the_host_lacks_are_refused():
 
 
 def test_each_worker_that_compiles_for_neuron_sets_its_cores(standin_neuronx, monkeypatch):
-    from fixtures.setup import share_neuron_cores
+    from fixtures.configure import share_neuron_cores
 
     class Settings:
         compiler = "neuron-bf16"  # every Neuron candidate, not only `neuron`

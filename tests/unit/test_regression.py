@@ -168,7 +168,7 @@ def test_shards_merged_give_the_whole_sets_checks(tmp_path):
              for i in (1, 2, 3)]
     assert [p["probabilities"].details["rows"] for p in parts] == [4, 4, 4]
     for check, full in whole.items():
-        merged = merge(task, check, [p[check].as_dict() for p in parts], 0.95, TOLERANCE)
+        merged = merge(task, check, [p[check] for p in parts], 0.95, TOLERANCE)
         assert merged.passed == full.passed and merged.details["rows"] == full.details["rows"], check
         assert [r["id"] for r in merged.details["worst_rows"]] == [r["id"] for r in full.details["worst_rows"]], check
         for key in ("value", "failed_rows", "largest_difference", "histogram"):
@@ -179,7 +179,8 @@ def test_shards_merged_give_the_whole_sets_checks(tmp_path):
 
 
 def shard_verdict(shard: str | None, content: str = "artifact", passed: bool = True, min_agreement: float = 1.0):
-    from mlcompile.verdict import Verdict
+    from mlcompile.compare import CheckResult
+    from mlcompile.verdict import Outcome, Verdict
 
     described = {"file": "set.jsonl", "sha256": "s", "rows": 2, "min_agreement": min_agreement,
                  "invariance_sample": 0, **({"shard": shard} if shard else {})}
@@ -188,12 +189,10 @@ def shard_verdict(shard: str | None, content: str = "artifact", passed: bool = T
             "probabilities": {"rows": 1, "failed_rows": 0, "not_comparable": 0, "largest_difference": 1e-6,
                               "worst_rows": [], "histogram": {"bins": [], "counts": [0, 0, 0, 1]}},
             "invariance": {"rows": 0, "failed_rows": 0, "worst_rows": []}}
-    results = {c: {"case": c.split("::")[0], "check": c.split("::")[1], "passed": True, "message": "m",
-                   "observed": None, "allowed": None, "margin": None, "details": part.get(c.split("::")[1], {})}
-               for c in rules.checks}
-    outcomes = {c: "passed" for c in rules.checks}
+    results = {c: CheckResult(*c.split("::"), True, "m", details=part.get(c.split("::")[1], {})) for c in rules.checks}
+    outcomes = {c: Outcome.PASSED for c in rules.checks}
     if not passed:
-        outcomes["regression-set::label_agreement"] = "failed"
+        outcomes["regression-set::label_agreement"] = Outcome.FAILED
     return Verdict(content, rules, outcomes, results, {})
 
 
@@ -225,7 +224,7 @@ def test_every_shard_there_and_passed_merges_into_a_verdict_the_gate_takes_and_a
     whole = merged("sentiment", [("2-of-2", shard_verdict("2/2")), ("1-of-2", shard_verdict("1/2"))], TOLERANCE)
     current = shard_verdict(None).rules  # what the upload job's settings call for: no shard
     assert whole.rules == current and whole.passed and refusal(whole, "artifact", current) is None
-    assert whole.results["regression-set::label_agreement"]["details"]["rows"] == 2
+    assert whole.results["regression-set::label_agreement"].details["rows"] == 2
     alone = shard_verdict("1/2")
     assert "covers shard 1/2 of the regression set only" in refusal(alone, "artifact", alone.rules)
 

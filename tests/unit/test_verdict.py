@@ -12,7 +12,7 @@ from mlcompile.compare import CheckResult, close
 from mlcompile.gate import refusal
 from mlcompile.report import render_html, truncation_note
 from mlcompile.spool import CheckOutcome, CheckSpool, ValidationPlan
-from mlcompile.verdict import Rules, Verdict
+from mlcompile.verdict import Outcome, Rules, Verdict
 
 pytestmark = pytest.mark.unit
 
@@ -20,10 +20,10 @@ EXPECTED = ["doc1::embedding", "doc1::keywords", "doc2::embedding"]
 RULES = Rules(1e-3, 1e-3, {"doc1": "d1", "doc2": "d2"}, tuple(EXPECTED))
 
 
-def result(check_id: str, margin: float | None, truncated: bool = False) -> dict:
+def result(check_id: str, margin: float | None, truncated: bool = False) -> CheckResult:
     case, check = check_id.split("::")
     return CheckResult(case, check, margin is None or margin >= 0, f"margin {margin}", 0.001, 0.002, margin,
-                       {"compiled_text": {"tokens": 300, "bucket": 256, "truncated": truncated}}).as_dict()
+                       {"compiled_text": {"tokens": 300, "bucket": 256, "truncated": truncated}})
 
 
 def verdict(outcomes=("passed", "passed", "passed")) -> Verdict:
@@ -31,7 +31,7 @@ def verdict(outcomes=("passed", "passed", "passed")) -> Verdict:
     v = Verdict("cid", RULES)
     for check_id, outcome in zip(EXPECTED, outcomes):
         if outcome is not None:
-            v.outcomes[check_id] = outcome
+            v.outcomes[check_id] = Outcome(outcome)
     return v
 
 
@@ -87,19 +87,34 @@ def test_as_dict_from_dict_round_trip_through_json():
     v.messages["doc1::keywords"] = "differ"
     data = json.loads(json.dumps(v.as_dict()))
     assert data["summary"]["outcomes"]["failed"] == 1
-    assert Verdict.from_dict(data) == v
+    assert data["outcomes"]["doc1::keywords"] == "failed"  # verdict.json keeps the words
+    assert data["results"]["doc1::embedding"]["margin"] == 0.5
+    again = Verdict.from_dict(data)
+    assert again == v and again.outcomes["doc1::keywords"] is Outcome.FAILED
+    assert isinstance(again.results["doc1::embedding"], CheckResult)
+
+
+def test_record_takes_a_results_outcome_and_message_unless_its_test_says_otherwise():
+    v = Verdict("cid", RULES)
+    v.record("doc1::embedding", result("doc1::embedding", 0.5))
+    v.record("doc1::keywords", result("doc1::keywords", -0.25))
+    v.record("doc2::embedding", None, Outcome.ERROR, "fixture failed")
+    assert v.outcomes == {"doc1::embedding": Outcome.PASSED, "doc1::keywords": Outcome.FAILED,
+                          "doc2::embedding": Outcome.ERROR}
+    assert v.messages == {"doc1::keywords": "margin -0.25", "doc2::embedding": "fixture failed"}
+    assert set(v.results) == {"doc1::embedding", "doc1::keywords"}
 
 
 def test_spool_round_trips_plan_and_outcomes(tmp_path):
     spool = CheckSpool(tmp_path / "spool")
     assert spool.plan() is None and spool.verdict() is None
     spool.write_plan(ValidationPlan("cid", RULES, reused=False))
-    checked = close("doc1", "embedding", [1.0], [1.0], 1e-3, 1e-3).as_dict()
-    spool.write_outcome(CheckOutcome("doc1::embedding", "passed", checked))
-    spool.write_outcome(CheckOutcome("doc1::keywords", "failed", None, "keywords differ"))
+    checked = close("doc1", "embedding", [1.0], [1.0], 1e-3, 1e-3)
+    spool.write_outcome(CheckOutcome("doc1::embedding", Outcome.PASSED, checked))
+    spool.write_outcome(CheckOutcome("doc1::keywords", Outcome.FAILED, None, "keywords differ"))
     got = spool.verdict()
     assert got.rules == RULES and got.compiled_content_id == "cid"
-    assert got.outcomes == {"doc1::embedding": "passed", "doc1::keywords": "failed"}
+    assert got.outcomes == {"doc1::embedding": Outcome.PASSED, "doc1::keywords": Outcome.FAILED}
     assert got.results == {"doc1::embedding": checked}
     assert got.messages == {"doc1::keywords": "keywords differ"}
     assert got.passed is False
@@ -107,14 +122,14 @@ def test_spool_round_trips_plan_and_outcomes(tmp_path):
 
 def test_spool_outcome_is_overwritten_by_a_later_write(tmp_path):
     spool = CheckSpool(tmp_path)
-    spool.write_outcome(CheckOutcome("doc1::embedding", "failed", None, "first"))
-    spool.write_outcome(CheckOutcome("doc1::embedding", "passed", None))
-    assert [(o.outcome, o.message) for o in spool.outcomes()] == [("passed", "")]
+    spool.write_outcome(CheckOutcome("doc1::embedding", Outcome.FAILED, None, "first"))
+    spool.write_outcome(CheckOutcome("doc1::embedding", Outcome.PASSED, None))
+    assert [(o.outcome, o.message) for o in spool.outcomes()] == [(Outcome.PASSED, "")]
 
 
 def test_wait_for_returns_missing_ids_after_timeout(tmp_path):
     spool = CheckSpool(tmp_path)
-    spool.write_outcome(CheckOutcome("doc1::embedding", "passed", None))
+    spool.write_outcome(CheckOutcome("doc1::embedding", Outcome.PASSED, None))
     started = time.monotonic()
     missing = spool.wait_for(EXPECTED, timeout=0.05, poll=0.01)
     assert missing == ["doc1::keywords", "doc2::embedding"]
@@ -124,7 +139,7 @@ def test_wait_for_returns_missing_ids_after_timeout(tmp_path):
 def test_wait_for_returns_empty_when_all_present(tmp_path):
     spool = CheckSpool(tmp_path)
     for check_id in EXPECTED:
-        spool.write_outcome(CheckOutcome(check_id, "passed", None))
+        spool.write_outcome(CheckOutcome(check_id, Outcome.PASSED, None))
     started = time.monotonic()
     assert spool.wait_for(EXPECTED, timeout=30, poll=0.01) == []
     assert time.monotonic() - started < 1
@@ -133,8 +148,7 @@ def test_wait_for_returns_empty_when_all_present(tmp_path):
 def test_render_html_escapes_case_text_and_shows_not_passed():
     nasty = "<script>alert(1)</script>"
     v = Verdict("cid", Rules(1e-3, 1e-3, {nasty: "d", "doc2": "d2"}, (f"{nasty}::keywords", "doc2::embedding")))
-    v.outcomes[f"{nasty}::keywords"] = "failed"
-    v.results[f"{nasty}::keywords"] = CheckResult(nasty, "keywords", False, f"compiled {nasty}").as_dict()
+    v.record(f"{nasty}::keywords", CheckResult(nasty, "keywords", False, f"compiled {nasty}"))
     page = render_html(v, f"Report {nasty}", {"model": nasty})
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -169,7 +183,7 @@ def test_gate_allows_only_a_passed_verdict_of_this_artifact_under_these_rules():
 def test_gate_names_every_rule_that_differs():
     loose = Verdict("cid", Rules(0.5, 0.25, {"doc1": "d1", "one": "o"}, ("doc1::embedding", "one::embedding")))
     for check_id in loose.rules.checks:
-        loose.outcomes[check_id] = "passed"
+        loose.outcomes[check_id] = Outcome.PASSED
     current = Rules(1e-3, 1e-3, {"doc1": "changed", "doc2": "d2"}, tuple(EXPECTED))
     message = refusal(loose, "cid", current)
     assert message.startswith("upload refused: the validation verdict was made under other rules")

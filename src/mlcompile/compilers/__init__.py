@@ -1,8 +1,9 @@
 """Compiler backends: turn a traceable `(input_ids, attention_mask) -> tensor` module into files,
 and load them back as callables.
 
-Static-shape backends (torchscript, neuron) compile one file per sequence-length bucket at a fixed
-batch size; dynamic-shape backends (onnx) compile one file that takes any batch and length.
+Static-shape backends (torchscript, neuron) compile one executable per sequence-length bucket at a fixed
+batch size (torchscript: methods of one file; neuron: a file each); dynamic-shape backends (onnx,
+openvino) compile one file that takes any batch and length.
 
 A candidate is a backend at a precision, with a recipe where a precision has several ways to get there:
 `onnx` (fp32), `onnx-int8` (every matrix product in int8), `onnx-int8-mixed` (the layers measured most
@@ -124,6 +125,10 @@ def backend_candidates(backend: str, precision: str) -> list[str]:
     return [label(backend, precision)] + [label(backend, precision, r) for r in cls.recipes.get(precision, ())]
 
 
+def backend_precisions(backend: str) -> tuple[str, ...]:
+    return _backend_class(backend).precisions
+
+
 def known_candidates() -> list[str]:
     return [name for backend in BACKENDS for precision in _backend_class(backend).precisions
             for name in backend_candidates(backend, precision)]
@@ -153,27 +158,3 @@ def get_compiler(name: str, settings=None, recorded: dict | None = None) -> Comp
     compiler = cls.from_settings(settings, precision)
     compiler.recipe = recipe
     return compiler
-
-
-def bf16_supported() -> bool:
-    """This CPU computes bf16 natively (AVX512-BF16 or AMX), which is when bf16 can be faster."""
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def candidates(requested: str, allowed: list[str] | tuple[str, ...] = PRECISIONS) -> tuple[list[str], str | None]:
-    """The candidates to compile for a request, and for `auto` on CPU why neuron is not among them:
-    `auto` is neuron where its candidates can run (auto times them), else every CPU backend; each at every precision the project
-    allows (`PRECISIONS`) that the backend has and this host runs fast (the fastest that passes is kept)."""
-    if requested != "auto":
-        return [requested], None
-    from .neuron import status
-
-    neuron = status()
-    backends, why = (["neuron"], None) if neuron.runs else (list(CPU_BACKENDS), neuron.reason)
-    found = []
-    for precision in [p for p in PRECISIONS if p in allowed]:
-        for backend in backends:
-            has = precision in _backend_class(backend).precisions
-            if has and (precision != "bf16" or backend == "neuron" or bf16_supported()):
-                found += backend_candidates(backend, precision)
-    return found, why

@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
+from ..settings import NEURON_DEFAULT_ARGS as DEFAULT_ARGS
 from . import FP32, Backend, quiet_tracing
 
-DEFAULT_ARGS = "--auto-cast none --model-type transformer"
 TARGETS = ("inf2", "trn1", "trn1n", "trn2")  # neuronx-cc --target values (Neuron SDK 2.31)
 CORES_PER_DEVICE = {"inf2": 2, "trn1": 2, "trn1n": 2, "trn2": 4}  # trn2: logical cores at its default LNC=2
 BF16_CAST = ["--auto-cast", "matmult", "--auto-cast-type", "bf16"]  # matrix products in bf16, the rest fp32

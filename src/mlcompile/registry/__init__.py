@@ -11,7 +11,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Literal, Protocol, get_args
 
 from ..errors import ConfigError, RegistryError
 
@@ -94,7 +94,8 @@ class Registry(Protocol):
     def set_lifecycle(self, project: str, version_id: str, lifecycle: str) -> VersionInfo: ...
 
 
-LIFECYCLES = ("none", "staging", "production", "archived")
+Lifecycle = Literal["none", "staging", "production", "archived"]  # a version's lifecycle stage
+LIFECYCLES = get_args(Lifecycle)
 
 
 def register_once(registry: Registry, project: str, model: str, fingerprint: str, scratch: Path,

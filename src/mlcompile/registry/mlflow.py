@@ -21,9 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..artifacts import hash_tree
 from ..errors import RegistryError
-from . import LIFECYCLES, VersionDetails, VersionInfo, copy_verified, split_version_id
+from . import LIFECYCLES, MODEL_CARD, VersionDetails, VersionInfo, copy_verified, split_version_id
 
-CARD = "model_card.json"
 CHECKSUMS = "files.json"
 PROJECT_TAG = "mlcompile.project"
 FINGERPRINT_TAG = "fingerprint"
@@ -92,11 +91,11 @@ class MlflowRegistry:
 
     def _info(self, project: str, model: str, mv) -> VersionInfo:
         with tempfile.TemporaryDirectory(prefix="mlcompile-mlflow-") as tmp:
-            for name in (CARD, CHECKSUMS):
+            for name in (MODEL_CARD, CHECKSUMS):
                 self._call(f"download {name} of {model}-{mv.version}",
                            lambda name=name: self.client.download_artifacts(mv.run_id, name, tmp))
             try:
-                card = json.loads((Path(tmp) / CARD).read_text())
+                card = json.loads((Path(tmp) / MODEL_CARD).read_text())
                 files = json.loads((Path(tmp) / CHECKSUMS).read_text())
             except ValueError as exc:
                 raise RegistryError(f"{model}-{mv.version}: model card or checksums do not parse: {exc}") from None
@@ -198,7 +197,7 @@ class MlflowRegistry:
         now = int(time.time() * 1000)
         try:
             self._call("upload files", lambda: self.client.log_artifacts(run_id, str(files), "files"))
-            self._call("upload card", lambda: self.client.log_dict(run_id, card, CARD))
+            self._call("upload card", lambda: self.client.log_dict(run_id, card, MODEL_CARD))
             self._call("upload checksums", lambda: self.client.log_dict(run_id, hash_tree(files), CHECKSUMS))
             self._call("log parameters and metrics", lambda: self.client.log_batch(
                 run_id, metrics=[Metric(key, float(value), now, 0) for key, value in details.metrics.items()],
