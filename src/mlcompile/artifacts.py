@@ -101,7 +101,7 @@ class Artifact:
 
 
 @dataclass
-class Stage:
+class StageDir:
     """`outputs/<name>`: build once per fingerprint, publish atomically, verify on reuse."""
 
     root: Path

@@ -192,3 +192,22 @@ def example_inputs(tokenizer, batch_size: int, length: int) -> tuple[torch.Tenso
         ids[row, :n] = torch.tensor(tokens, dtype=torch.long)
         mask[row, :n] = 1
     return ids, mask
+
+
+def truncation_note(case: str, compiled: dict | None, uncompiled: dict | None) -> str | None:
+    """Which pipeline cut the case's text, and where; None when neither did."""
+    if not compiled or not (compiled.get("truncated") or (uncompiled or {}).get("truncated")):
+        return None
+    tokens = compiled["tokens"]
+    ours = (f"the compiled pipeline kept the first {compiled['kept']} (its largest compiled length)"
+            if compiled["truncated"] else "the compiled pipeline kept all of them")
+    if uncompiled is None:
+        return f"case {case}: {tokens} tokens; {ours}"
+    theirs = (f"the uncompiled pipeline the first {uncompiled['kept']} (the model's maximum)"
+              if uncompiled["truncated"] else "the uncompiled pipeline all of them")
+    note = f"case {case}: {tokens} tokens; {ours}, {theirs}"
+    if compiled["kept"] != uncompiled["kept"]:
+        note += ("; the two models saw different text, so their outputs may differ: make the largest of "
+                 f"SEQUENCE_LENGTHS {uncompiled['kept'] if uncompiled['truncated'] else 'the model maximum'} "
+                 "to match the uncompiled pipeline")
+    return note

@@ -27,14 +27,14 @@ from .compilers import CPU_BACKENDS, PRECISIONS, backend_candidates, get_compile
 from .machine import bf16_supported
 from .machine import cpu_description
 from .settings import Settings
-from .tasks import reference_text_info
+from .tasks import uncompiled_text_info
 from .tasks.classification import UNCOMPILED_BATCH
 
 UNCOMPILED = "uncompiled"  # the baseline of every ratio: the uncompiled pipeline batched, fp32
 UNCOMPILED_BF16 = "uncompiled-bf16"
 ONE_BY_ONE = "uncompiled-one-by-one"
 PEER = "peer-script"
-REFERENCE_APPROACH = "reference-approach"
+REFERENCE_IMPLEMENTATION = "reference-implementation"
 MODEL_BATCH = 8  # the uncompiled model alone: length-sorted batches of this many, each padded to its longest
 
 
@@ -83,9 +83,9 @@ def variants(settings: Settings, max_length: int, task) -> list[Variant]:
     return found
 
 
-def reference_approach(max_length: int) -> Variant:
-    """Opt-in (`--only reference-approach`): minutes on a corpus, and a strawman."""
-    return Variant(REFERENCE_APPROACH, f"TorchScript at batch 1, every text padded to {max_length} tokens "
+def reference_implementation(max_length: int) -> Variant:
+    """Opt-in (`--only reference-implementation`): minutes on a corpus, and a strawman."""
+    return Variant(REFERENCE_IMPLEMENTATION, f"TorchScript at batch 1, every text padded to {max_length} tokens "
                    "(the reference implementation's approach)",
                    {"compiler": "torchscript", "batch_size": 1, "sequence_lengths": [max_length]})
 
@@ -145,7 +145,7 @@ def _load(settings: Settings, downloaded, variant: str, path: Path | None, threa
     tokenizer = task.uncompiled_tokenizer(downloaded.path)
     max_length = task.max_length(downloaded.path)
     if variant in (UNCOMPILED, UNCOMPILED_BF16, ONE_BY_ONE):
-        pipeline = stages.load_reference(settings, downloaded).pipeline  # not the remembered predictions: timed
+        pipeline = stages.load_uncompiled(settings, downloaded).pipeline  # not the remembered predictions: timed
         model = _uncompiled_model(downloaded, task, tokenizer, max_length) if model and variant != ONE_BY_ONE else None
         if variant == UNCOMPILED_BF16:
             return _Loaded(_Autocast(pipeline), _Autocast(model) if model else None)
@@ -154,7 +154,7 @@ def _load(settings: Settings, downloaded, variant: str, path: Path | None, threa
         onnx_model = peer.PeerModel(path / peer.FILE, tokenizer.pad_token_id or 0, threads)
 
         def text_info(texts: list[str]) -> list[dict]:
-            return [reference_text_info(len(ids), max_length) for ids in tokenizer(texts, verbose=False)["input_ids"]]
+            return [uncompiled_text_info(len(ids), max_length) for ids in tokenizer(texts, verbose=False)["input_ids"]]
 
         class _PeerRunner:
             def run_ids(self, ids):
@@ -228,7 +228,7 @@ def _run(settings: Settings, only: list[str] | None, repeat: int, corpus_size: i
     threads = settings.torch_threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     root = Path(settings.outputs_dir) / "bench"
-    downloaded = stages.download(settings)
+    downloaded = stages.download_model(settings)
     task = stages.task_of(downloaded)
     cases = stages.load_cases(settings, downloaded)
     corpus = workloads.read_corpus(settings.project, fallback=settings.regression_set)[:corpus_size]
@@ -238,8 +238,8 @@ def _run(settings: Settings, only: list[str] | None, repeat: int, corpus_size: i
     tokenizer = task.uncompiled_tokenizer(downloaded.path)
     corpus_ids = tokenizer(corpus, truncation=True, max_length=max_length)["input_ids"]
     planned = variants(settings, max_length, task)
-    if only and REFERENCE_APPROACH in only:
-        planned.append(reference_approach(max_length))
+    if only and REFERENCE_IMPLEMENTATION in only:
+        planned.append(reference_implementation(max_length))
     planned = [v for v in planned if not only or v.name in only or v.name == UNCOMPILED]
 
     rows: dict[str, dict] = {}
@@ -252,7 +252,7 @@ def _run(settings: Settings, only: list[str] | None, repeat: int, corpus_size: i
         path = None
         if variant.compiled:
             configured = settings.model_copy(update={**variant.overrides, "outputs_dir": root / variant.name})
-            path = stages.compile(configured, downloaded).path  # one download serves every variant
+            path = stages.compile_model(configured, downloaded).path  # one download serves every variant
             spec = CompiledSpec.read(path)
             rows[variant.name].update(compile_seconds=round(sum(b.compile_seconds for b in spec.buckets), 1),
                                       artifact_mb=_size_mb(path), backend=spec.backend,
@@ -282,13 +282,13 @@ def _run(settings: Settings, only: list[str] | None, repeat: int, corpus_size: i
             predictions.append(prediction)
         return seconds, predictions
 
-    outcomes: dict[str, tuple[list, list, list]] = {}
+    task_outputs: dict[str, tuple[list, list, list]] = {}
     for name, variant in loaded.items():  # warm-up, not measured; its outputs are compared
         with progress.step(f"warm up {name} (corpus, cases, {len(agreement_texts)} texts of the agreement set)"):
-            outcomes[name] = (
-                [task.outcome(p) for p in variant.pipeline.predict_many(corpus, {})] if variant.pipeline else [],
-                [task.outcome(p) for p in one_by_one(variant.pipeline)[1]] if variant.pipeline else [],
-                ([task.outcome(p) for p in variant.pipeline.predict_many(agreement_texts, {})]
+            task_outputs[name] = (
+                [task.task_output(p) for p in variant.pipeline.predict_many(corpus, {})] if variant.pipeline else [],
+                [task.task_output(p) for p in one_by_one(variant.pipeline)[1]] if variant.pipeline else [],
+                ([task.task_output(p) for p in variant.pipeline.predict_many(agreement_texts, {})]
                  if variant.pipeline and name != ONE_BY_ONE else []),
             )
             if variant.model is not None:
@@ -320,11 +320,11 @@ def _run(settings: Settings, only: list[str] | None, repeat: int, corpus_size: i
             throughput_vs_uncompiled=round(best[baseline] / best[name], 2),
             p50_ms=round(p50 * 1e3, 1), p95_ms=round(p95 * 1e3, 1),
             p50_vs_uncompiled=round(_percentile(latencies[baseline], 50) / p50, 2),
-            identical_corpus=f"{sum(a == b for a, b in zip(outcomes[name][0], outcomes[baseline][0]))}/{len(corpus)}",
-            identical_cases=f"{sum(a == b for a, b in zip(outcomes[name][1], outcomes[baseline][1]))}/{len(cases)}",
+            identical_corpus=f"{sum(a == b for a, b in zip(task_outputs[name][0], task_outputs[baseline][0]))}/{len(corpus)}",
+            identical_cases=f"{sum(a == b for a, b in zip(task_outputs[name][1], task_outputs[baseline][1]))}/{len(cases)}",
         )
-        if outcomes[name][2]:
-            same = sum(a == b for a, b in zip(outcomes[name][2], outcomes[baseline][2]))
+        if task_outputs[name][2]:
+            same = sum(a == b for a, b in zip(task_outputs[name][2], task_outputs[baseline][2]))
             row["agreement"] = round(same / len(agreement_texts), 4)
             row["identical_agreement_set"] = f"{same}/{len(agreement_texts)}"
         if name != baseline:

@@ -18,6 +18,11 @@ INPUT_EXAMPLE = "tests/input_example.json"
 ARTIFACT_CASE = "compiled-artifact"  # the id the compiled artifact's own checks use, never a case's
 
 
+def params_key(params: dict) -> str:
+    """Texts with the same inference parameters run in one call: the key they are grouped by."""
+    return json.dumps(params, sort_keys=True)
+
+
 @dataclass(frozen=True)
 class Case:
     id: str

@@ -1,4 +1,4 @@
-"""Checks between a compiled and a reference prediction, with the observed difference and its
+"""Checks between a compiled and a uncompiled prediction, with the observed difference and its
 margin to the tolerance, so a report can show how close each case came to failing."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ class CheckResult:
     check: str
     passed: bool
     message: str
-    observed: float | None = None  # |compiled - reference| at the element nearest its tolerance
-    allowed: float | None = None  # atol + rtol * |reference| there
+    observed: float | None = None  # |compiled - uncompiled| at the element nearest its tolerance
+    allowed: float | None = None  # atol + rtol * |uncompiled| there
     margin: float | None = None  # allowed - observed at that element; < 0 fails
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -32,16 +32,16 @@ class CheckResult:
         return cls(**data)
 
 
-def close(case: str, check: str, observed, reference, atol: float, rtol: float) -> CheckResult:
-    """Elementwise |observed - reference| <= atol + rtol * |reference| (numpy.allclose's rule)."""
+def close(case: str, check: str, observed, uncompiled, atol: float, rtol: float) -> CheckResult:
+    """Elementwise |observed - uncompiled| <= atol + rtol * |uncompiled| (numpy.allclose's rule)."""
     obs = np.asarray(observed, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
+    ref = np.asarray(uncompiled, dtype=np.float64)
     if obs.shape != ref.shape:
-        return CheckResult(case, check, False, f"shape {obs.shape} differs from reference shape {ref.shape}")
+        return CheckResult(case, check, False, f"shape {obs.shape} differs from uncompiled shape {ref.shape}")
     if obs.size == 0:
         return CheckResult(case, check, True, "nothing to compare (both empty)")
     if not np.isfinite(ref).all():
-        return CheckResult(case, check, False, "reference output has NaN or infinite values")
+        return CheckResult(case, check, False, "uncompiled output has NaN or infinite values")
     if not np.isfinite(obs).all():
         return CheckResult(case, check, False, "compiled output has NaN or infinite values")
     diff = np.abs(obs - ref)
@@ -61,13 +61,13 @@ def close(case: str, check: str, observed, reference, atol: float, rtol: float) 
     )
 
 
-def same(case: str, check: str, observed, reference, what: str) -> CheckResult:
+def same(case: str, check: str, observed, uncompiled, what: str) -> CheckResult:
     """Exact equality of task-level outputs (keywords, labels, spans)."""
-    if observed == reference:
+    if observed == uncompiled:
         return CheckResult(case, check, True, f"same {what}: {_short(observed)}")
     return CheckResult(
-        case, check, False, f"{what} differ: compiled {_short(observed)} vs reference {_short(reference)}",
-        details={"compiled": observed, "reference": reference},
+        case, check, False, f"{what} differ: compiled {_short(observed)} vs uncompiled {_short(uncompiled)}",
+        details={"compiled": observed, "uncompiled": uncompiled},
     )
 
 

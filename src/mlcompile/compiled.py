@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, BaseModel, Field, ValidationError
 
 from .artifacts import read_json, write_json_atomic
 from .batching import BucketedRunner, example_inputs
-from .compilers import get_compiler, label
+from .compilers import candidate_name, get_compiler
 from .coverage import Executable
 from .errors import ArtifactError
 from .registry import MODEL_CARD
@@ -48,7 +48,7 @@ class Measurement(BaseModel):
 
 
 class Selection(BaseModel):
-    picked: str
+    kept: str = Field(validation_alias=AliasChoices("kept", "picked"))  # the candidate auto keeps
     candidates: dict[str, Measurement]
     workload: str
     neuron_skipped: str | None = None  # why COMPILER=auto did not compile for Neuron here
@@ -75,7 +75,7 @@ class CompiledSpec(BaseModel):
     buckets: list[Bucket]
     tokenizer: str = "tokenizer"
     config: str = "config"
-    source_version: str
+    uncompiled_version: str = Field(validation_alias=AliasChoices("uncompiled_version", "source_version"))
     source: dict = {}  # where the uncompiled version is: source_uri, logged_model_id (MLflow 3)
     compiler_report: dict = {}  # what the toolchain said worth keeping, e.g. the ONNX optimizer's fusions
     versions: dict
@@ -99,7 +99,7 @@ class CompiledSpec(BaseModel):
     @property
     def candidate(self) -> str:
         """The backend with its precision unless fp32, and its recipe: `onnx`, `onnx-int8-mixed`."""
-        return label(self.backend, self.precision, self.compiler_settings.get("recipe"))
+        return candidate_name(self.backend, self.precision, self.compiler_settings.get("recipe"))
 
     def describe_backend(self) -> str:
         """`onnx (auto, fastest that matches the model: onnx-int8 0.21 s (3.1x) [compiled in 9.2 s] (did not

@@ -101,18 +101,18 @@ def _summary(parts: dict[str, CheckResult], noun: str) -> CheckResult:
     return CheckResult(ARTIFACT, COVERAGE, not failed, message, worst.observed, worst.allowed, worst.margin)
 
 
-def check(runner: BucketedRunner, eager: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+def check(runner: BucketedRunner, uncompiled_module: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
           targets: list[Executable], rows: list[Row], tolerance: Tolerance) -> CheckResult:
-    """Run every probe through the compiled runner and compare each row with `eager` (the
+    """Run every probe through the compiled runner and compare each row with `uncompiled_module` (the
     uncompiled module) on the same tokens, alone and unpadded."""
-    reference: dict[tuple[int, ...], torch.Tensor] = {}
+    uncompiled: dict[tuple[int, ...], torch.Tensor] = {}
 
     def expected(ids: list[int]) -> torch.Tensor:
-        if tuple(ids) not in reference:
+        if tuple(ids) not in uncompiled:
             with torch.inference_mode():
                 tensor = torch.tensor([ids], dtype=torch.long)
-                reference[tuple(ids)] = eager(tensor, torch.ones_like(tensor))[0]
-        return reference[tuple(ids)]
+                uncompiled[tuple(ids)] = uncompiled_module(tensor, torch.ones_like(tensor))[0]
+        return uncompiled[tuple(ids)]
 
     parts: dict[str, CheckResult] = {}
     table = []
@@ -149,8 +149,8 @@ def check(runner: BucketedRunner, eager: Callable[[torch.Tensor, torch.Tensor], 
     return overall
 
 
-def check_cases(runner: BucketedRunner, eager: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+def check_cases(runner: BucketedRunner, uncompiled_module: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                 targets: list[Executable], cases: dict[str, str], tolerance: Tolerance) -> CheckResult:
     """`check` on rows cut from the cases' texts (case id -> text), tokenized by the compiled runner."""
     ids, _ = runner.encode(list(cases.values()))
-    return check(runner, eager, targets, list(zip(cases, ids)), tolerance)
+    return check(runner, uncompiled_module, targets, list(zip(cases, ids)), tolerance)

@@ -33,16 +33,16 @@ def plain(settings: Settings, path: Path) -> float:
     """Seconds for both pipelines over the rows, chunked and length-sorted as the validation runs them."""
     from . import stages
 
-    downloaded = stages.download(settings)
+    downloaded = stages.download_model(settings)
     compiled = stages.load_compiled(stages.stage(settings, "compile").path, settings)
-    reference = stages.load_reference(settings, downloaded)
+    uncompiled = stages.load_uncompiled(settings, downloaded)
     params = stages.model_card(downloaded).get("inference_params", {})
     rows = list(read_rows(path, params))
     started = time.perf_counter()
     for start in range(0, len(rows), CHUNK_ROWS):
         texts = sorted((row.text for row in rows[start:start + CHUNK_ROWS]), key=len, reverse=True)
         compiled.predict_many(texts, params)
-        reference.predict_many(texts, params)
+        uncompiled.predict_many(texts, params)
     return time.perf_counter() - started
 
 
@@ -63,7 +63,7 @@ def run(settings: Settings, sizes=(100, 1000, 10000), workers=("1", "2")) -> lis
     if settings.regression_set is None:
         raise ConfigError(f"bench --growth grows the project's regression set, and {settings.project} has none: "
                           "set REGRESSION_SET to a JSON Lines, CSV or Parquet file of texts")
-    stages.compile(settings, stages.download(settings))  # built (or reused) before anything is timed
+    stages.compile_model(settings, stages.download_model(settings))  # built (or reused) before anything is timed
     work = Path(settings.outputs_dir) / "growth"
     work.mkdir(parents=True, exist_ok=True)
     table = []

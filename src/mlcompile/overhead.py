@@ -22,13 +22,13 @@ from .settings import Settings, load_settings
 
 def plain_steps(settings: Settings) -> str:
     """Download, compile, validate every check and register, without pytest; the registered id."""
-    downloaded = stages.download(settings)
-    compiled = stages.compile(settings, downloaded)
+    downloaded = stages.download_model(settings)
+    compiled = stages.compile_model(settings, downloaded)
     cases = stages.load_cases(settings, downloaded)
     rules = stages.rules_for(settings, stages.task_of(downloaded), cases, CompiledSpec.read(compiled.path).precision)
-    verdict = stages.validate(settings, downloaded, compiled, cases, rules)
+    verdict = stages.validate_model(settings, downloaded, compiled, cases, rules)
     stages.publish_validation(settings, verdict, None)
-    return stages.upload(settings, compiled, verdict, rules).info.get("version_id", "")
+    return stages.upload_model(settings, compiled, verdict, rules).info.get("version_id", "")
 
 
 def main() -> None:  # the plain script's process

@@ -51,7 +51,7 @@ def write_mlmodel(files: Path, spec: CompiledSpec, card: dict, example_texts: li
             saved, loader_module=LOADER, signature=infer_signature(example, params=params), input_example=example,
             pip_requirements=requirements(spec),
             metadata={"task": spec.task, "backend": spec.backend, "precision": spec.precision,
-                      "source_version": spec.source_version},
+                      "uncompiled_version": spec.uncompiled_version},
         )
         model = Model.load(saved / "MLmodel")
         model.flavors["python_function"]["data"] = DATA

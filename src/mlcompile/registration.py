@@ -1,6 +1,6 @@
 """Registering a validated compiled artifact: its lineage, its model card, the files a version
 holds (the compiled artifact as an MLflow pyfunc model, the verdict, the HTML report), what its page
-shows (description, parameters, metrics) and its lifecycle stage."""
+shows (description, parameters, metrics) and its lifecycle."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def lineage(settings: Settings, compiled: Artifact, spec: CompiledSpec, verdict:
     """What the compiled version was made from and how: recorded on the version and its card."""
     return {
         "uncompiled_project": settings.uncompiled_project,
-        "uncompiled_version": spec.source_version,
+        "uncompiled_version": spec.uncompiled_version,
         "uncompiled_source_uri": spec.source.get("source_uri"),
         "uncompiled_logged_model_id": spec.source.get("logged_model_id"),
         "compiled_content_id": compiled.content_id,
@@ -45,7 +45,7 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
     lifecycle = settings.compiled_lifecycle
     uri = f"models:/{settings.compiled_model}" + (f"@{lifecycle}" if lifecycle != "none" else "/VERSION")
     description = (
-        f"{settings.compiled_model} compiled from {spec.source_version} "
+        f"{settings.compiled_model} compiled from {spec.uncompiled_version} "
         f"({spec.source.get('source_uri') or settings.uncompiled_project}) by "
         f"{spec.candidate} at sequence lengths {', '.join(map(str, spec.lengths))}, batch {spec.batch_size}. "
         f"Validated against the uncompiled model before registering: {passed} of {summary['checks']} checks passed "
@@ -56,7 +56,7 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
     params = {
         "backend": spec.backend, "precision": spec.precision, "requested_compiler": spec.requested_compiler,
         "dynamic_shapes": spec.dynamic_shapes, "batch_size": spec.batch_size,
-        "sequence_lengths": ",".join(map(str, spec.lengths)), "uncompiled_version": spec.source_version,
+        "sequence_lengths": ",".join(map(str, spec.lengths)), "uncompiled_version": spec.uncompiled_version,
         "atol": verdict.rules.atol, "rtol": verdict.rules.rtol,
         **{f"compiler.{key}": value for key, value in spec.compiler_settings.items()},
         **{f"version.{name}": version for name, version in spec.versions.items()},
@@ -93,7 +93,7 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
 def register(registry, settings: Settings, compiled: Artifact, spec: CompiledSpec, verdict: Verdict
              ) -> tuple[VersionInfo, bool]:
     """This artifact's version in the registry (found by content id, else created now) at the
-    configured lifecycle stage; and whether it was created now."""
+    configured lifecycle; and whether it was created now."""
     project, model = settings.compiled_project, settings.compiled_model
     version = registry.find_version(project, model, compiled.content_id)
     created = version is None

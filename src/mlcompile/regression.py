@@ -21,6 +21,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
+from .cases import params_key
 from .compare import CheckResult, close
 from .errors import ConfigError
 from .tasks import INVARIANCE, SCORES, TaskFamily, Tolerance
@@ -135,7 +136,7 @@ class _Worst:
 
 HISTOGRAM_LABELS = ["<1e-9"] + [f"1e{int(round(math.log10(edge)))}" for edge in HISTOGRAM_EDGES[:-1]] + ["≥1e-1"]
 NEAREST = "; nearest its tolerance: "
-NOT_COMPARABLE = " rows not comparable (their outcomes differ)"
+NOT_COMPARABLE = " rows not comparable (their task outputs differ)"
 
 
 @dataclass
@@ -150,23 +151,23 @@ class Aggregate:
     failed: int = 0  # rows that failed (tensor checks, invariance)
     worst: _Worst = field(default_factory=_Worst)
     totals: dict[str, float] = field(default_factory=dict)  # agreement: the task's counts, summed
-    not_comparable: int = 0  # tensor checks: rows whose outcomes differ (the agreement check reports them)
+    not_comparable: int = 0  # tensor checks: rows whose task outputs differ (the agreement check reports them)
     largest: float = 0.0  # tensor checks: the largest |diff| of any row
     counts: list[int] = field(default_factory=lambda: [0] * len(HISTOGRAM_LABELS))  # rows per histogram bin
     # tensor checks: the row nearest its tolerance: (margin, the message's words for it, its result)
     nearest: tuple[float, str, CheckResult] | None = None
 
-    def add_agreement(self, task: TaskFamily, row: Row, compiled: dict, reference: dict):
+    def add_agreement(self, task: TaskFamily, row: Row, compiled: dict, uncompiled: dict):
         self.rows += 1
-        counts = task.agreement_counts(compiled, reference)
+        counts = task.agreement_counts(compiled, uncompiled)
         self._count(counts)
         score = task.row_agreement(counts)
         if score < 1.0:
-            self.worst.add(score, _record(row, agreement=score, compiled=task.outcome(compiled),
-                                          reference=task.outcome(reference)))
+            self.worst.add(score, _record(row, agreement=score, compiled=task.task_output(compiled),
+                                          uncompiled=task.task_output(uncompiled)))
 
     def add_tensor(self, row: Row, result: CheckResult | None):
-        """A row's comparison; None: its scores are not comparable (its outcome differs)."""
+        """A row's comparison; None: its scores are not comparable (its task output differs)."""
         if result is None:
             self.not_comparable += 1
             return
@@ -256,7 +257,7 @@ def in_shard(rows: Iterator[Row], shard: str | None) -> Iterator[Row]:
     return (row for row in rows if row.index % total == index - 1)
 
 
-def evaluate(task: TaskFamily, rows: Iterator[Row], compiled, reference, tolerance: Tolerance,
+def evaluate(task: TaskFamily, rows: Iterator[Row], compiled, uncompiled, tolerance: Tolerance,
              min_agreement: float, invariance_every: int) -> dict[str, CheckResult]:
     """Every regression check, from one batched pass of both pipelines over the set (or a shard of it)."""
     agreement = Aggregate("agreement")  # the task's agreement checks all sum the same counts
@@ -265,16 +266,16 @@ def evaluate(task: TaskFamily, rows: Iterator[Row], compiled, reference, toleran
     for chunk in _chunks(rows, CHUNK_ROWS):
         groups: dict[str, list[Row]] = {}
         for row in chunk:  # one call per parameter set, longest first as serving batches them
-            groups.setdefault(json.dumps(row.params, sort_keys=True), []).append(row)
+            groups.setdefault(params_key(row.params), []).append(row)
         for group in groups.values():
             group.sort(key=lambda row: len(row.text), reverse=True)
             texts, params = [row.text for row in group], group[0].params
             for row, ours, theirs in zip(group, compiled.predict_many(texts, params),
-                                         reference.predict_many(texts, params), strict=True):
+                                         uncompiled.predict_many(texts, params), strict=True):
                 agreement.add_agreement(task, row, ours, theirs)
-                same_outcome = task.outcome(ours) == task.outcome(theirs)
+                same_task_output = task.task_output(ours) == task.task_output(theirs)
                 for tensor in tensors:
-                    comparable = tensor.check != SCORES or same_outcome
+                    comparable = tensor.check != SCORES or same_task_output
                     tensor.add_tensor(row, close(row.id, tensor.check, task.tensor(tensor.check, ours),
                                                  task.tensor(tensor.check, theirs), tolerance.atol, tolerance.rtol)
                                       if comparable else None)

@@ -21,25 +21,6 @@ def text_info_label(info: dict | None) -> str:
     return label
 
 
-def truncation_note(case: str, compiled: dict | None, reference: dict | None) -> str | None:
-    """Which pipeline cut the case's text, and where; None when neither did."""
-    if not compiled or not (compiled.get("truncated") or (reference or {}).get("truncated")):
-        return None
-    tokens = compiled["tokens"]
-    ours = (f"the compiled pipeline kept the first {compiled['kept']} (its largest compiled length)"
-            if compiled["truncated"] else "the compiled pipeline kept all of them")
-    if reference is None:
-        return f"case {case}: {tokens} tokens; {ours}"
-    theirs = (f"the uncompiled pipeline the first {reference['kept']} (the model's maximum)"
-              if reference["truncated"] else "the uncompiled pipeline all of them")
-    note = f"case {case}: {tokens} tokens; {ours}, {theirs}"
-    if compiled["kept"] != reference["kept"]:
-        note += ("; the two models saw different text, so their outputs may differ: make the largest of "
-                 f"SEQUENCE_LENGTHS {reference['kept'] if reference['truncated'] else 'the model maximum'} "
-                 "to match the uncompiled pipeline")
-    return note
-
-
 def result_cells(result: CheckResult) -> dict[str, str]:
     """Columns shown for a check in both HTML reports."""
     fmt = lambda v: "" if v is None else f"{v:.3g}"  # noqa: E731
@@ -108,7 +89,7 @@ def regression_section(verdict: Verdict) -> str:
             parts.append(_histogram(details))
         rows = details.get("worst_rows", [])
         if rows:
-            columns = [k for k in ("id", "agreement", "margin", "compiled", "reference", "message", "text") if k in rows[0]]
+            columns = [k for k in ("id", "agreement", "margin", "compiled", "uncompiled", "message", "text") if k in rows[0]]
             body = "".join("<tr>" + "".join(f"<td {cell}>{html.escape(_short(row.get(k)))}</td>" for k in columns)
                            + "</tr>" for row in rows)
             head = "".join(f"<th {cell}>{'worst rows: ' if k == 'id' else ''}{k}</th>" for k in columns)

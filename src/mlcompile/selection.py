@@ -4,19 +4,18 @@ fastest whose predictions pass the task's checks, under the tolerance of its pre
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Callable
 
 from . import coverage, progress, regression
-from .cases import Case
+from .cases import Case, params_key
 from .compilers import CPU_BACKENDS, PRECISIONS, backend_candidates, backend_precisions, get_compiler
 from .compiled import Bucket, Measurement, Selection, bucket_executables, runner
 from .errors import ArtifactError, ConfigError
 from .machine import bf16_supported
-from .report import truncation_note
+from .batching import truncation_note
 from .settings import Settings
 from .tasks import COVERAGE_CHECK, INVARIANCE, TaskFamily, Tolerance
 
@@ -74,7 +73,7 @@ def predict_cases(pipeline, cases: list[Case], workload: str = "requests") -> li
         return [pipeline.predict(case.text, case.params) for case in cases]
     groups: dict[str, list[int]] = {}
     for i, case in enumerate(cases):
-        groups.setdefault(json.dumps(case.params, sort_keys=True), []).append(i)
+        groups.setdefault(params_key(case.params), []).append(i)
     predictions: list = [None] * len(cases)
     for members in groups.values():
         found = pipeline.predict_many([cases[i].text for i in members], cases[members[0]].params)
@@ -93,61 +92,61 @@ def timed(pipeline, cases: list[Case], workload: str) -> float:
     return seconds
 
 
-def measure(pipeline, cases: list[Case], reference: list[dict], task: TaskFamily, tol: Tolerance,
+def measure(pipeline, cases: list[Case], uncompiled: list[dict], task: TaskFamily, tol: Tolerance,
             workload: str = "requests") -> Measurement:
     """Seconds the task pipeline takes over the cases served as `workload` (best of
     MEASURED_PASSES, after a warm-up pass), and whether its predictions pass the task's checks
     against the uncompiled ones."""
     predictions = predict_cases(pipeline, cases, workload)  # warm-up
     seconds = timed(pipeline, cases, workload)
-    failed = [f"{case.id}::{check}" for case, observed, expected in zip(cases, predictions, reference)
+    failed = [f"{case.id}::{check}" for case, observed, expected in zip(cases, predictions, uncompiled)
               for check, result in task.compare(case.id, observed, expected, tol).items() if not result.passed]
-    cut = [note for case, observed, expected in zip(cases, predictions, reference)
+    cut = [note for case, observed, expected in zip(cases, predictions, uncompiled)
            if observed["text_info"]["kept"] != expected["text_info"]["kept"]
            and (note := truncation_note(case.id, observed["text_info"], expected["text_info"]))]
     return Measurement(seconds=round(seconds, 4), passed=not failed, failed_checks=failed, cut_differently=cut)
 
 
 def fastest(compilers: list, built: dict[str, list[Bucket]], backends_dir: Path, tokenizer, task: TaskFamily,
-            batch_size: int, cases: list[Case], reference: list[dict], settings: Settings, model_dir: Path,
-            card: dict, neuron_note: str | None = None, reference_pipeline=None, eager=None) -> Selection:
+            batch_size: int, cases: list[Case], uncompiled: list[dict], settings: Settings, model_dir: Path,
+            card: dict, neuron_note: str | None = None, uncompiled_pipeline=None, uncompiled_module=None) -> Selection:
     """Time each built candidate's task pipeline on the cases; pick the fastest that passes under
     the tolerance of its precision and, at reduced precision, the artifact's coverage and the regression
     set's checks too (so that what auto keeps is what validation will pass: the fastest first, until one
-    passes). `eager`: the uncompiled module the coverage check compares each executable with."""
+    passes). `uncompiled_module`: the uncompiled module the coverage check compares each executable with."""
     measured, pipelines = {}, {}
     for compiler in compilers:
-        root = backends_dir / compiler.label
-        compiled = runner(compiler, built[compiler.label], root, tokenizer, batch_size, task.token_level,
+        root = backends_dir / compiler.candidate
+        compiled = runner(compiler, built[compiler.candidate], root, tokenizer, batch_size, task.token_level,
                           settings.batch_tokens)
         tol = Tolerance(*settings.tolerance(compiler.precision))
-        pipelines[compiler.label] = task.compiled(compiled, model_dir, card)  # loaded once: timed, then checked
-        with progress.step(f"measure {compiler.label} on {len(cases)} cases"):
-            found = measure(pipelines[compiler.label], cases, reference, task, tol, settings.workload)
-        measured[compiler.label] = found.model_copy(update={
+        pipelines[compiler.candidate] = task.compiled(compiled, model_dir, card)  # loaded once: timed, then checked
+        with progress.step(f"measure {compiler.candidate} on {len(cases)} cases"):
+            found = measure(pipelines[compiler.candidate], cases, uncompiled, task, tol, settings.workload)
+        measured[compiler.candidate] = found.model_copy(update={
             "precision": compiler.precision, "atol": tol.atol, "rtol": tol.rtol,
-            "compile_seconds": round(sum(bucket.compile_seconds for bucket in built[compiler.label]), 1)})
+            "compile_seconds": round(sum(bucket.compile_seconds for bucket in built[compiler.candidate]), 1)})
     uncompiled = None
-    if reference_pipeline is not None:  # the ratios' baseline: the uncompiled pipeline itself, not its memory
-        plain = getattr(reference_pipeline, "pipeline", reference_pipeline)
+    if uncompiled_pipeline is not None:  # the ratios' baseline: the uncompiled pipeline itself, not its memory
+        plain = getattr(uncompiled_pipeline, "pipeline", uncompiled_pipeline)
         with progress.step(f"measure the uncompiled pipeline on {len(cases)} cases"):
             predict_cases(plain, cases, settings.workload)
             uncompiled = round(timed(plain, cases, settings.workload), 4)
-    remembered = _Remembered(reference_pipeline) if reference_pipeline is not None else None
+    remembered = _Remembered(uncompiled_pipeline) if uncompiled_pipeline is not None else None
 
     def reduced_precision_failures(name: str) -> list[str]:
-        compiler = next(c for c in compilers if c.label == name)
+        compiler = next(c for c in compilers if c.candidate == name)
         tol = Tolerance(*settings.tolerance(compiler.precision))
         failed = []
-        if eager is not None:  # every executable against the uncompiled module, as validation's coverage check
-            covered = coverage.check_cases(pipelines[name].runner, eager,
+        if uncompiled_module is not None:  # every executable against the uncompiled module, as validation's coverage check
+            covered = coverage.check_cases(pipelines[name].runner, uncompiled_module,
                                            bucket_executables(built[name], compiler.dynamic_shapes, batch_size),
                                            {case.id: case.text for case in cases}, tol)
             failed += [] if covered.passed else [f"{COVERAGE_CHECK}: {covered.message}"]
         return failed + regression_failures(name, pipelines[name], task, settings, tol, card, remembered)
 
     picked = pick(measured, reduced_precision_failures)
-    return Selection(picked=picked, candidates=measured,
+    return Selection(kept=picked, candidates=measured,
                      workload=f"the task pipeline on {len(cases)} validation cases, "
                               f"{'one request each' if settings.workload == 'requests' else 'in batched calls'}, "
                               f"best of {MEASURED_PASSES} passes after a warm-up", neuron_skipped=neuron_note,
@@ -173,20 +172,20 @@ class _Remembered:
         self.pipeline, self.made = pipeline, {}
 
     def predict_many(self, texts: list[str], params: dict) -> list[dict]:
-        key = (tuple(texts), json.dumps(params, sort_keys=True))
+        key = (tuple(texts), params_key(params))
         if key not in self.made:
             self.made[key] = self.pipeline.predict_many(texts, params)
         return self.made[key]
 
 
 def regression_failures(name: str, compiled, task: TaskFamily, settings: Settings, tol: Tolerance, card: dict,
-                        reference_pipeline) -> list[str]:
+                        uncompiled_pipeline) -> list[str]:
     """The regression set's checks (agreement and tensors) candidate `name`'s pipeline fails; none without a set."""
-    if settings.regression_set is None or reference_pipeline is None:
+    if settings.regression_set is None or uncompiled_pipeline is None:
         return []
     rows = regression.read_rows(settings.regression_set, card.get("inference_params", {}))
     with progress.step(f"check {name} on the regression set ({settings.regression_set})"):
-        results = regression.evaluate(task, rows, compiled, reference_pipeline, tol,
+        results = regression.evaluate(task, rows, compiled, uncompiled_pipeline, tol,
                                       settings.regression_min_agreement, invariance_every=0)
     return [f"{regression.REGRESSION_CASE}::{check}: {result.message}" for check, result in results.items()
             if check != INVARIANCE and not result.passed]

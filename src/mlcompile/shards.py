@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from .artifacts import Stage, read_json
+from .artifacts import StageDir, read_json
 from .errors import UploadRefused
 from .regression import REGRESSION_CASE, merge
 from .tasks import TOKENIZATION_CHECK, get_task
@@ -17,9 +17,9 @@ SHARDS_DIR = "validate-shards"  # outputs/validate-shards/<I>-of-<N>/: a stage p
 VERDICT_FILE = "verdict.json"
 
 
-def shard_stage(outputs: Path, shard: str) -> Stage:
+def shard_stage(outputs: Path, shard: str) -> StageDir:
     index, total = shard.split("/")
-    return Stage(Path(outputs) / SHARDS_DIR, f"{index}-of-{total}")
+    return StageDir(Path(outputs) / SHARDS_DIR, f"{index}-of-{total}")
 
 
 def shard_of(verdict: Verdict) -> str | None:
@@ -35,7 +35,7 @@ def published_shards(outputs: Path) -> list[tuple[str, Verdict]]:
     root = Path(outputs) / SHARDS_DIR
     found = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        stage = Stage(root, folder.name)
+        stage = StageDir(root, folder.name)
         problem = stage.problem()
         if problem is not None:
             raise UploadRefused(f"shard verdict {folder}: {problem}")

@@ -4,15 +4,14 @@ modules that do the work; the pytest fixtures and the bench are thin over these.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import shutil
 from pathlib import Path
 
 from . import cases as case_files
 from . import components, progress, regression, shards, sources
-from .artifacts import Artifact, Stage, fingerprint, read_json, write_json_atomic
-from .cases import Case
+from .artifacts import Artifact, StageDir, fingerprint, read_json, write_json_atomic
+from .cases import Case, params_key
 from .compiled import CompiledSpec, compile_shapes, load_runner
 from .compiled import load as load_compiled
 from .compilers import get_compiler
@@ -23,7 +22,7 @@ from .registry import MODEL_CARD, open_registry
 from .report import render_html
 from .selection import fastest, neuron_skipped, usable_compilers
 from .settings import Settings
-from .shapes import compiled_lengths
+from .lengths import compiled_lengths
 from .sources import open_source
 from .tasks import TaskFamily, Tolerance, get_task
 from .validation import Validation
@@ -33,17 +32,17 @@ from .versions import library_versions
 log = logging.getLogger(__name__)
 VERDICT_FILE = "verdict.json"
 REPORT_FILE = "report.html"
-__all__ = ["download", "task_of", "compile_lengths", "compile", "plan_validation", "validate", "publish_validation",
-           "published_verdict", "upload", "load_compiled", "load_runner", "load_reference", "load_cases", "rules_for",
+__all__ = ["download_model", "task_of", "compile_lengths", "compile_model", "plan_validation", "validate_model", "publish_validation",
+           "published_verdict", "upload_model", "load_compiled", "load_runner", "load_uncompiled", "load_cases", "rules_for",
            "stage"]
 
 
-def stage(settings: Settings, name: str) -> Stage:
-    return Stage(Path(settings.outputs_dir), name)
+def stage(settings: Settings, name: str) -> StageDir:
+    return StageDir(Path(settings.outputs_dir), name)
 
 
 # download ---------------------------------------------------------------
-def download(settings: Settings, force: bool = False) -> Artifact:
+def download_model(settings: Settings, force: bool = False) -> Artifact:
     """outputs/download: the uncompiled model as a Hugging Face directory (`model/`), its model card (the
     version's, or derived from the model and recorded as derived), the stored test files or the input
     example (`tests/`) and what the version is (`version.json`)."""
@@ -84,14 +83,14 @@ def load_cases(settings: Settings, downloaded: Artifact) -> list[Case]:
 
 class RememberedPipeline:
     """The uncompiled pipeline of one downloaded version with the predictions it made, kept for the
-    process: COMPILER=auto's reference predictions of the cases serve the validate stage too."""
+    process: COMPILER=auto's uncompiled predictions of the cases serve the validate stage too."""
 
     def __init__(self, pipeline):
         self.pipeline = pipeline
         self.made: dict[tuple[str, str], dict] = {}
 
     def predict(self, text: str, params: dict) -> dict:
-        key = (text, json.dumps(params, sort_keys=True))
+        key = (text, params_key(params))
         if key not in self.made:
             self.made[key] = self.pipeline.predict(text, params)
         return copy.deepcopy(self.made[key])
@@ -103,12 +102,12 @@ class RememberedPipeline:
 _reference: dict[tuple[str, str], RememberedPipeline] = {}
 
 
-def load_reference(settings: Settings, downloaded: Artifact) -> RememberedPipeline:
+def load_uncompiled(settings: Settings, downloaded: Artifact) -> RememberedPipeline:
     """The uncompiled pipeline on CPU, loaded once per process and downloaded version."""
     key = downloaded.fingerprint
     if key not in _reference:
         _reference.clear()  # one model held at a time
-        _reference[key] = RememberedPipeline(task_of(downloaded).reference(downloaded.path, model_card(downloaded)))
+        _reference[key] = RememberedPipeline(task_of(downloaded).uncompiled(downloaded.path, model_card(downloaded)))
     return _reference[key]
 
 
@@ -119,7 +118,7 @@ def compile_lengths(settings: Settings, downloaded: Artifact) -> list[int]:
     return compiled_lengths(settings, task_of(downloaded), downloaded.path)
 
 
-def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Artifact:
+def compile_model(settings: Settings, downloaded: Artifact, force: bool = False) -> Artifact:
     from transformers import AutoConfig
 
     compilers = usable_compilers(settings)
@@ -129,7 +128,7 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
         "download": downloaded.fingerprint,
         "task": task.name,
         "compiler": settings.compiler,
-        "backends": {c.label: {"settings": c.settings(), "versions": c.versions()} for c in compilers},
+        "backends": {c.candidate: {"settings": c.settings(), "versions": c.versions()} for c in compilers},
         "precisions": settings.precisions,
         "workload": settings.workload,
         "tolerances": {p: settings.tolerance(p) for p in settings.precisions},  # auto's choice depends on them
@@ -152,20 +151,20 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
         built = {}
         with progress.bar(len(compilers), "compile") as advance:
             for i, c in enumerate(compilers, 1):
-                with progress.step(f"compile {c.label} [{i}/{len(compilers)}]"):
-                    built[c.label] = compile_shapes(c, module, tokenizer, lengths, settings.batch_size,
-                                                    backends / c.label, tmp / "workdir" / c.label)
+                with progress.step(f"compile {c.candidate} [{i}/{len(compilers)}]"):
+                    built[c.candidate] = compile_shapes(c, module, tokenizer, lengths, settings.batch_size,
+                                                    backends / c.candidate, tmp / "workdir" / c.candidate)
                 advance()
         selection = None
         if len(compilers) > 1:  # auto: keep the fastest candidate whose predictions pass the task's checks
             cases = load_cases(settings, downloaded)
-            reference_pipeline = load_reference(settings, downloaded)
-            reference = [reference_pipeline.predict(case.text, case.params) for case in cases]
-            selection = fastest(compilers, built, backends, tokenizer, task, settings.batch_size, cases, reference,
-                                settings, tmp, model_card(downloaded), neuron_skipped(settings), reference_pipeline,
-                                eager=module)
-        compiler = next(c for c in compilers if c.label == (selection.picked if selection else compilers[0].label))
-        for path in (backends / compiler.label).iterdir():
+            uncompiled_pipeline = load_uncompiled(settings, downloaded)
+            uncompiled = [uncompiled_pipeline.predict(case.text, case.params) for case in cases]
+            selection = fastest(compilers, built, backends, tokenizer, task, settings.batch_size, cases, uncompiled,
+                                settings, tmp, model_card(downloaded), neuron_skipped(settings), uncompiled_pipeline,
+                                uncompiled_module=module)
+        compiler = next(c for c in compilers if c.candidate == (selection.kept if selection else compilers[0].candidate))
+        for path in (backends / compiler.candidate).iterdir():
             path.rename(tmp / path.name)
         shutil.rmtree(backends)
         shutil.copyfile(downloaded.path / MODEL_CARD, tmp / MODEL_CARD)
@@ -173,11 +172,11 @@ def compile(settings: Settings, downloaded: Artifact, force: bool = False) -> Ar
         spec = CompiledSpec(
             task=task.name, backend=compiler.name, precision=compiler.precision, requested_compiler=settings.compiler,
             compiler_settings=compiler.settings(), dynamic_shapes=compiler.dynamic_shapes,
-            batch_size=settings.batch_size, buckets=built[compiler.label],
+            batch_size=settings.batch_size, buckets=built[compiler.candidate],
             batch_tokens=settings.batch_tokens if compiler.dynamic_shapes else None,
-            source_version=version["version_id"], source={k: version.get(k) for k in ("source_uri", "logged_model_id")},
-            versions={**inputs["versions"], **inputs["backends"][compiler.label]["versions"]}, selection=selection,
-            compiler_report=compiler.report(tmp / "workdir" / compiler.label),
+            uncompiled_version=version["version_id"], source={k: version.get(k) for k in ("source_uri", "logged_model_id")},
+            versions={**inputs["versions"], **inputs["backends"][compiler.candidate]["versions"]}, selection=selection,
+            compiler_report=compiler.report(tmp / "workdir" / compiler.candidate),
         )
         spec.write(tmp)
         return {"backend": compiler.name, "precision": compiler.precision, "lengths": spec.lengths}
@@ -213,7 +212,7 @@ def rules_for(settings: Settings, task: TaskFamily, cases: list[Case], precision
 
 
 def plan_validation(settings: Settings, downloaded: Artifact, compiled: Artifact, cases: list[Case], rules: Rules,
-                    recorded: Verdict | None = None, compiled_loader=None, reference_loader=None) -> Validation:
+                    recorded: Verdict | None = None, compiled_loader=None, uncompiled_loader=None) -> Validation:
     """The validation of `compiled` against the downloaded model under `rules`, ready to run check by
     check (or to replay `recorded`); the pipelines load on first use (callers that hold them already pass
     their own loaders)."""
@@ -221,8 +220,8 @@ def plan_validation(settings: Settings, downloaded: Artifact, compiled: Artifact
     return Validation(
         task=task, cases=cases, rules=rules, compiled_content_id=compiled.content_id,
         load_compiled=compiled_loader or (lambda: load_compiled(compiled.path, settings)),
-        load_reference=reference_loader or (lambda: load_reference(settings, downloaded)),
-        load_eager=lambda: task.traceable(downloaded.path),
+        load_uncompiled=uncompiled_loader or (lambda: load_uncompiled(settings, downloaded)),
+        load_uncompiled_module=lambda: task.traceable(downloaded.path),
         executables=lambda: CompiledSpec.read(compiled.path).executables(list(compiled.manifest["files"])),
         recorded=recorded,
         regression_rows=lambda: regression.read_rows(settings.regression_set,
@@ -234,7 +233,7 @@ def plan_validation(settings: Settings, downloaded: Artifact, compiled: Artifact
     )
 
 
-def validate(settings: Settings, downloaded: Artifact, compiled: Artifact, cases: list[Case], rules: Rules) -> Verdict:
+def validate_model(settings: Settings, downloaded: Artifact, compiled: Artifact, cases: list[Case], rules: Rules) -> Verdict:
     """Every check of `compiled` under `rules`, in this process: its verdict (the pytest plugin runs each
     check as a test of its own, and its spool gathers them)."""
     validation = plan_validation(settings, downloaded, compiled, cases, rules)
@@ -261,7 +260,7 @@ def publish_validation(settings: Settings, verdict: Verdict, pytest_report: Path
     )
 
 
-def validate_stage(settings: Settings) -> Stage:
+def validate_stage(settings: Settings) -> StageDir:
     """outputs/validate, or a shard's outputs/validate-shards/<I>-of-<N> (REGRESSION_SHARD)."""
     if settings.regression_shard:
         return shards.shard_stage(settings.outputs_dir, settings.regression_shard)
@@ -291,7 +290,7 @@ def published_verdict(settings: Settings) -> Verdict | None:
 
 
 # upload -----------------------------------------------------------------
-def upload(settings: Settings, compiled: Artifact, verdict: Verdict | None, rules: Rules) -> Artifact:
+def upload_model(settings: Settings, compiled: Artifact, verdict: Verdict | None, rules: Rules) -> Artifact:
     """Register the compiled artifact, only if `verdict` shows every check of it passed under
     `rules` (what the settings call for now)."""
     refused = refusal(verdict, compiled.content_id, rules)

@@ -1,6 +1,6 @@
 """Validation of one compiled artifact against the uncompiled pipeline, case by case.
 
-Predictions are computed once per case (compiled and reference) and every check of that case is
+Predictions are computed once per case (compiled and uncompiled) and every check of that case is
 derived from them; the artifact's coverage check runs every compiled executable (mlcompile.coverage).
 When an earlier validate run of the same artifact under the same rules passed and is published,
 its recorded results are replayed instead (a warm re-run reuses the stage)."""
@@ -29,8 +29,8 @@ class Validation:
         rules: Rules,
         compiled_content_id: str,
         load_compiled: Callable[[], object],
-        load_reference: Callable[[], object],
-        load_eager: Callable[[], Callable],
+        load_uncompiled: Callable[[], object],
+        load_uncompiled_module: Callable[[], Callable],
         executables: Callable[[], list[coverage.Executable]],
         recorded: Verdict | None = None,
         regression_rows: Callable[[], Iterator[regression.Row]] | None = None,
@@ -43,8 +43,8 @@ class Validation:
         self.tolerance = rules.tolerance
         self.compiled_content_id = compiled_content_id
         self._load_compiled = load_compiled
-        self._load_reference = load_reference
-        self._load_eager = load_eager  # the uncompiled module the artifact was compiled from
+        self._load_uncompiled = load_uncompiled
+        self._load_uncompiled_module = load_uncompiled_module  # the uncompiled module the artifact was compiled from
         self._executables = executables
         self._regression_rows = regression_rows
         self._components = components  # the artifact's non-executable parts against the uncompiled model's
@@ -74,8 +74,8 @@ class Validation:
         return self._load_compiled()
 
     @cached_property
-    def reference(self):
-        return self._load_reference()
+    def uncompiled(self):
+        return self._load_uncompiled()
 
     def result(self, check_id: str) -> CheckResult:
         case_id, check = check_id.rsplit("::", 1)
@@ -101,7 +101,7 @@ class Validation:
         sample = described["invariance_sample"]
         every = math.ceil(described["rows"] / sample) if sample else 0
         rows = regression.in_shard(self._regression_rows(), described.get("shard"))
-        return regression.evaluate(self.task, rows, self.compiled, self.reference, self.tolerance,
+        return regression.evaluate(self.task, rows, self.compiled, self.uncompiled, self.tolerance,
                                    described["min_agreement"], every)
 
     @cached_property
@@ -123,16 +123,16 @@ class Validation:
 
     def _coverage(self) -> CheckResult:
         texts = {case_id: case.text for case_id, case in self.cases.items()}
-        return coverage.check_cases(self.compiled.runner, self._load_eager(), self._executables(), texts,
+        return coverage.check_cases(self.compiled.runner, self._load_uncompiled_module(), self._executables(), texts,
                                     self.tolerance)
 
     def _evaluate(self, case: Case) -> dict[str, CheckResult]:
         compiled = self.compiled.predict(case.text, case.params)
-        reference = self.reference.predict(case.text, case.params)
-        results = self.task.evaluate(case, compiled, reference, self.tolerance, self._variants(case, compiled))
+        uncompiled = self.uncompiled.predict(case.text, case.params)
+        results = self.task.evaluate(case, compiled, uncompiled, self.tolerance, self._variants(case, compiled))
         for result in results.values():
             result.details["compiled_text"] = compiled["text_info"]
-            result.details["reference_text"] = reference["text_info"]
+            result.details["uncompiled_text"] = uncompiled["text_info"]
         return results
 
     def _fillers(self, case: Case) -> list[str]:

@@ -69,26 +69,6 @@ def build_corpus(project: str, seed: int = 0, count: int | None = None) -> list[
     return documents
 
 
-REGRESSION_DIR = CORPUS_DIR.parent / "regression"
-# Rows per project: documentation prose of the project's lengths (another seed than the bench's), and for
-# ner and sentiment as many sentences of the demo's template corpus (seed 1; the demo trains on seed 0).
-REGRESSION_ROWS = {"keywords": (200, 0), "ner": (200, 300), "sentiment": (150, 300)}
-
-
-def build_regression_set(project: str) -> list[dict]:
-    """The project's shipped regression set (`config/regression/<project>.jsonl`)."""
-    from .demo.corpus import ner_corpus, sentiment_corpus
-
-    prose, templated = REGRESSION_ROWS[project]
-    rows = [{"id": f"docs-{i:03d}", "text": doc["text"]}
-            for i, doc in enumerate(build_corpus(project, seed=1, count=prose))]
-    if project == "ner":
-        rows += [{"id": f"templates-{i:03d}", "text": text} for i, (text, _) in enumerate(ner_corpus(1, templated))]
-    elif project == "sentiment":
-        rows += [{"id": f"templates-{i:03d}", "text": text} for i, (text, _) in enumerate(sentiment_corpus(1, templated))]
-    return rows
-
-
 def write_jsonl(rows: list[dict], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))

@@ -92,7 +92,7 @@ def test_set_lifecycle(registry, model, files):
     assert registry.set_lifecycle(PROJECT, f"{model}-1", "staging").lifecycle == "staging"
     assert registry.get_version(PROJECT, f"{model}-1").lifecycle == "staging"
     assert registry.set_lifecycle(PROJECT, f"{model}-1", "production").lifecycle == "production"
-    with pytest.raises(RegistryError, match="stage 'live' is not one of"):
+    with pytest.raises(RegistryError, match="lifecycle 'live' is not one of"):
         registry.set_lifecycle(PROJECT, f"{model}-1", "live")
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from mlcompile import pyfunc
 from mlcompile.compiled import executable_name
-from mlcompile.compilers import get_compiler, label, parse_candidate
+from mlcompile.compilers import candidate_name, get_compiler, parse_candidate
 from mlcompile.machine import bf16_supported
 from mlcompile.registry.local import LocalRegistry
 from mlcompile.demo.models import DEMOS
@@ -45,12 +45,12 @@ def test_run_project_validates_and_registers(project, compiler, seeded_registrie
     text = "Angela Merkel visited Siemens in Munich and loved it."
     [served] = mlflow.pyfunc.load_model(str(files)).predict(pd.DataFrame({"text": [text]}))
     validated = pyfunc.load(tmp_path / "outputs" / "compile")
-    assert get_task(DEMOS[project].task).outcome(served) == get_task(DEMOS[project].task).outcome(validated.predict([text])[0])
+    assert get_task(DEMOS[project].task).task_output(served) == get_task(DEMOS[project].task).task_output(validated.predict([text])[0])
     assert version.details.metrics["checks_passed"] == version.details.metrics["checks"] > 0
     predicted = in_process.cli(tmp_path, "predict", str(files.parent), text)  # mlcompile's own call, same answer
     assert predicted.returncode == 0, predicted.output
-    assert get_task(DEMOS[project].task).outcome(json.loads(predicted.output.strip().splitlines()[-1])) == \
-        get_task(DEMOS[project].task).outcome(served)
+    assert get_task(DEMOS[project].task).task_output(json.loads(predicted.output.strip().splitlines()[-1])) == \
+        get_task(DEMOS[project].task).task_output(served)
     assert version.details.params["backend"] == json.loads((files / "compiled" / "compiled.json").read_text())["backend"]
 
     verdict = json.loads((tmp_path / "outputs" / "validate" / "verdict.json").read_text())
@@ -83,13 +83,13 @@ def test_run_project_validates_and_registers(project, compiler, seeded_registrie
             {"openvino-bf16", "torchscript-bf16"} if bf16_supported() else set())
         assert set(selection["candidates"]) == ladder
         passing = {name: m for name, m in selection["candidates"].items() if m["passed"]}
-        assert label(spec["backend"], spec["precision"], spec["compiler_settings"].get("recipe")) == selection["picked"] == min(
+        assert candidate_name(spec["backend"], spec["precision"], spec["compiler_settings"].get("recipe")) == selection["kept"] == min(
             passing, key=lambda name: passing[name]["seconds"])
         assert all(m["precision"] == parse_candidate(name)[1] and m["atol"] is not None
                    for name, m in selection["candidates"].items())
         assert verdict["rules"]["precision"] == spec["precision"]  # validated under that precision's tolerance
-        assert f"compile: backend {selection['picked']} (auto, fastest that matches the model" in output
+        assert f"compile: backend {selection['kept']} (auto, fastest that matches the model" in output
     else:
-        assert label(spec["backend"], spec["precision"]) == compiler and spec["selection"] is None
+        assert candidate_name(spec["backend"], spec["precision"]) == compiler and spec["selection"] is None
     report = (tmp_path / "outputs" / "validate" / "report.html").read_text()
     assert "longer-than-compiled::invariance" in report

@@ -43,11 +43,11 @@ def one_thread():
 def validate(settings) -> tuple[Verdict, float]:
     """download, compile and validate with the stage functions; the verdict and the seconds."""
     started = time.perf_counter()
-    downloaded = stages.download(settings)
-    compiled = stages.compile(settings, downloaded)
+    downloaded = stages.download_model(settings)
+    compiled = stages.compile_model(settings, downloaded)
     cases = stages.load_cases(settings, downloaded)
     rules = stages.rules_for(settings, stages.task_of(downloaded), cases)
-    return stages.validate(settings, downloaded, compiled, cases, rules), time.perf_counter() - started
+    return stages.validate_model(settings, downloaded, compiled, cases, rules), time.perf_counter() - started
 
 
 @pytest.mark.parametrize("architecture, kind, backend", MATRIX, ids=[f"{a}-{k}-{b}" for a, k, b in MATRIX])

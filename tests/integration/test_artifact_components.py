@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlcompile import machine, pyfunc
-from mlcompile.artifacts import Stage
+from mlcompile.artifacts import StageDir
 from mlcompile.errors import ArtifactError
 from mlcompile.registry.local import LocalRegistry
 
@@ -39,7 +39,7 @@ def tampered(tmp_path, in_process, architecture: str, task: str, change) -> str:
     compiled = tmp_path / "outputs" / "compile"
     change(compiled)
     reseal(compiled)
-    assert Stage(tmp_path / "outputs", "compile").problem() is None  # every hash verifies
+    assert StageDir(tmp_path / "outputs", "compile").problem() is None  # every hash verifies
     done = pipeline(tmp_path, in_process, model, "validate", "upload")
     assert done.returncode == 1, done.output
     assert "upload: refused: validation did not pass:" in done.output

@@ -36,7 +36,7 @@ def built(tmp_path_factory, seeded_registry):
             with pytest.MonkeyPatch.context() as patch:
                 use_settings(patch, root, backend, root / "registry")
                 settings = load_settings()
-                stages.compile(settings, stages.download(settings))
+                stages.compile_model(settings, stages.download_model(settings))
             found[backend] = root / "registry", root / "outputs"
         return found[backend]
 
@@ -91,8 +91,8 @@ def test_a_tampered_compiled_file_fails_coverage_by_name(built, tmp_path, monkey
     use_settings(monkeypatch, tmp_path, backend, registry)
     settings = load_settings()
     tamper(tmp_path / "outputs" / "compile", target)
-    downloaded = stages.download(settings)
-    compiled = stages.compile(settings, downloaded)
+    downloaded = stages.download_model(settings)
+    compiled = stages.compile_model(settings, downloaded)
     assert compiled.reused  # the re-sealed artifact verifies: only validation can catch it
 
     cases = stages.load_cases(settings, downloaded)

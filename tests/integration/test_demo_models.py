@@ -15,12 +15,12 @@ VERSIONS = {"ner": ("mlcompile/ner", "NER-TRAINED-1"), "sentiment": ("mlcompile/
 
 @pytest.fixture(scope="module")
 def demo(seeded_registries, tmp_path_factory):
-    """project -> (reference pipeline over the registered demo model, its card, its files)."""
+    """project -> (uncompiled pipeline over the registered demo model, its card, its files)."""
     loaded = {}
     for project, (registry_project, version_id) in VERSIONS.items():
         files = tmp_path_factory.mktemp(project)
         version = LocalRegistry(seeded_registries[project]).download(registry_project, version_id, files)
-        loaded[project] = (get_task(DEMOS[project].task).reference(files, version.card), version.card, files)
+        loaded[project] = (get_task(DEMOS[project].task).uncompiled(files, version.card), version.card, files)
     return loaded
 
 
@@ -69,4 +69,4 @@ def test_demo_version_carries_its_recipe_and_reproducible_predictions(demo, proj
     task = get_task(DEMOS[project].task)
     for item in inputs:
         now = pipeline.predict(item["text"], card["inference_params"])
-        assert task.outcome(now) == task.outcome(stored[item["id"]])
+        assert task.task_output(now) == task.task_output(stored[item["id"]])

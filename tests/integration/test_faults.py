@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from mlcompile.artifacts import MANIFEST, Stage
+from mlcompile.artifacts import MANIFEST, StageDir
 from mlcompile.errors import RegistryError
 from mlcompile.registry.local import LocalRegistry
 
@@ -36,15 +36,15 @@ def flip_byte(path):
 def test_fault_byte_flipped_in_compile_and_download_outputs_is_rebuilt(workspace, in_process):
     assert in_process.cli(workspace, "run", "--stage", "compile", **SMALL_SHAPES).returncode == 0
     outputs = workspace / "outputs"
-    built_at = {name: Stage(outputs, name).load().manifest["created_unix"] for name in ("download", "compile")}
+    built_at = {name: StageDir(outputs, name).load().manifest["created_unix"] for name in ("download", "compile")}
     flip_byte(outputs / "compile" / "model.pt")
     flip_byte(next((outputs / "download" / "model").rglob("model.safetensors")))
     again = in_process.cli(workspace, "run", "--stage", "compile", **SMALL_SHAPES)
     assert again.returncode == 0, again.output
     assert "compile: built" in again.output
     for name in ("download", "compile"):  # detected by the manifest, never trusted: rebuilt and intact
-        rebuilt = Stage(outputs, name).load()
-        assert rebuilt.manifest["created_unix"] > built_at[name] and Stage(outputs, name).problem() is None
+        rebuilt = StageDir(outputs, name).load()
+        assert rebuilt.manifest["created_unix"] > built_at[name] and StageDir(outputs, name).problem() is None
 
 
 def test_fault_registry_file_corrupted_fails_download_and_writes_nothing(workspace, in_process):

@@ -37,7 +37,7 @@ def test_the_mixed_recipe_keeps_the_most_sensitive_layers_in_fp32(tmp_path):
     outputs = {}
     for name in ("onnx", "onnx-int8", "onnx-int8-mixed"):
         compiler = get_compiler(name)
-        assert compiler.label == name
+        assert compiler.candidate == name
         compiler.compile(module, example, tmp_path / f"{name}.onnx", tmp_path / name, tokenizer=tokenizer)
         ids = tokenizer(["the cat sat on the mat", "a rather longer sentence about nothing much at all"],
                         padding=True, return_tensors="pt")

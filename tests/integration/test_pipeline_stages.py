@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from mlcompile.artifacts import Stage, read_json
+from mlcompile.artifacts import StageDir, read_json
 from mlcompile.registry.local import LocalRegistry
 
 from ..conftest import FEW_CASES, fault_in_one_shape
@@ -29,7 +29,7 @@ def test_stages_one_by_one_register_once_and_reuse(workspace, in_process):
     assert "upload: registered KEYWORDS-COMPILED-1" in done.output
 
     outputs = workspace / "outputs"
-    compile_id = Stage(outputs, "compile").load().content_id  # inputs and bytes of this build
+    compile_id = StageDir(outputs, "compile").load().content_id  # inputs and bytes of this build
     [version] = compiled_versions(workspace)
     assert version.version_id == "KEYWORDS-COMPILED-1"
     assert version.lifecycle == "staging"

@@ -38,7 +38,7 @@ def user_project(tmp_path: Path, name: str, lines: list[str]) -> dict:
 
 def uncompiled(model_dir: Path, task: str):
     """The uncompiled model's own pipeline, for the predictions a compiled version must match."""
-    return get_task(task).reference(model_dir.parent, {})
+    return get_task(task).uncompiled(model_dir.parent, {})
 
 
 @pytest.mark.parametrize("task, flavor", [("text-classification", "transformers"),
@@ -86,7 +86,7 @@ def test_a_version_logged_with_mlflows_own_flavor_compiles_validates_and_registe
     served = mlflow.pyfunc.load_model(f"models:/{name}-COMPILED@staging").predict(pd.DataFrame({"text": TEXTS}))
     family = get_task(task)
     expected = uncompiled(model_dir, task).predict_many(TEXTS, family.default_params)
-    assert [family.outcome(p) for p in served] == [family.outcome(p) for p in expected]
+    assert [family.task_output(p) for p in served] == [family.task_output(p) for p in expected]
 
 
 # A byte-level BPE tokenizer marks no word boundaries: transformers groups "first" by a heuristic and says so
@@ -111,7 +111,7 @@ def test_a_hugging_face_directory_is_imported_then_compiled_from_the_local_regis
     model = pyfunc.load(tmp_path / "registry" / "mlcompile" / "mine" / "MY-NER-COMPILED" / "MY-NER-COMPILED-1")
     family = get_task("token-classification")
     expected = uncompiled(model_dir, "token-classification").predict_many(TEXTS, card["inference_params"])
-    assert [family.outcome(p) for p in model.predict(TEXTS)] == [family.outcome(p) for p in expected]
+    assert [family.task_output(p) for p in model.predict(TEXTS)] == [family.task_output(p) for p in expected]
 
 
 def test_a_directory_path_compiles_with_no_registry_version(tmp_path, in_process):

@@ -69,7 +69,7 @@ class FakeValidation:
 class FakeStages:
     """The model work of mlcompile.stages (fixtures.state.Stages), scripted."""
 
-    def download(self, settings, force=False):
+    def download_model(self, settings, force=False):
         called("download")
         if os.environ.get("FAKE_DOWNLOAD_ERROR"):
             raise RegistryError(os.environ["FAKE_DOWNLOAD_ERROR"])
@@ -82,7 +82,7 @@ class FakeStages:
         return stages.stage(settings, "download").ensure(fingerprint(settings.uncompiled_with_id), build,
                                                          force=force)
 
-    def compile(self, settings, downloaded, force=False):
+    def compile_model(self, settings, downloaded, force=False):
         called("compile")
         salt = os.environ.get("FAKE_COMPILE_SALT", "")
 
@@ -92,7 +92,7 @@ class FakeStages:
             CompiledSpec(task=settings.model_task, backend="torchscript", requested_compiler=settings.compiler,
                          compiler_settings={}, dynamic_shapes=False, batch_size=settings.batch_size,
                          buckets=[Bucket(length=16, file="bucket-16.pt")],
-                         source_version=settings.uncompiled_with_id, versions={}).write(tmp)
+                         uncompiled_version=settings.uncompiled_with_id, versions={}).write(tmp)
             return {"backend": "torchscript"}
 
         return stages.stage(settings, "compile").ensure(fingerprint([downloaded.fingerprint, salt]), build,
@@ -110,11 +110,11 @@ class FakeStages:
     def load_runner(self, path, settings=None):
         return FakeRunner()
 
-    def load_reference(self, settings, downloaded):
+    def load_uncompiled(self, settings, downloaded):
         return FakePipeline()
 
     def plan_validation(self, settings, downloaded, compiled, cases, rules, recorded=None, compiled_loader=None,
-                        reference_loader=None):
+                        uncompiled_loader=None):
         return FakeValidation(compiled, rules)
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mlcompile.artifacts import MANIFEST, Stage, sha256_file, write_json_atomic
+from mlcompile.artifacts import MANIFEST, StageDir, sha256_file, write_json_atomic
 from mlcompile.errors import ArtifactError
 
 pytestmark = pytest.mark.unit
@@ -31,10 +31,10 @@ class Builder:
 
 @pytest.fixture
 def stage(tmp_path):
-    return Stage(tmp_path / "outputs", NAME, lock_timeout=5)
+    return StageDir(tmp_path / "outputs", NAME, lock_timeout=5)
 
 
-def leftovers(stage: Stage) -> list:
+def leftovers(stage: StageDir) -> list:
     return sorted(p.name for p in stage.root.glob(f".{NAME}.build-*")) + sorted(
         p.name for p in stage.root.glob(f".{NAME}.old-*")
     )
@@ -220,7 +220,7 @@ def test_symlink_in_build_is_refused(stage, tmp_path):
 
 
 def test_content_id_changes_with_the_bytes_not_only_the_inputs(tmp_path):
-    stage = Stage(tmp_path, "compile")
+    stage = StageDir(tmp_path, "compile")
     first = stage.ensure("fp1", lambda tmp: (tmp / "model.onnx").write_text("onnx") and {}, {})
     again = stage.ensure("fp1", lambda tmp: (tmp / "model.onnx").write_text("other") and {}, {})
     assert again.content_id == first.content_id  # reused, same build

@@ -114,6 +114,6 @@ def test_nothing_passing_is_an_error_naming_each_candidate():
 
 
 def test_ratios_to_the_uncompiled_pipeline():
-    selection = Selection(picked="onnx", candidates=measured(), workload="cases", uncompiled_seconds=0.8)
+    selection = Selection(kept="onnx", candidates=measured(), workload="cases", uncompiled_seconds=0.8)
     assert selection.vs_uncompiled("onnx") == 2.0 and selection.vs_uncompiled("onnx-int8") == 4.0
-    assert Selection(picked="onnx", candidates=measured(), workload="cases").vs_uncompiled("onnx") is None
+    assert Selection(kept="onnx", candidates=measured(), workload="cases").vs_uncompiled("onnx") is None

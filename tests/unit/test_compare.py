@@ -74,8 +74,8 @@ def test_same_passes_when_equal():
 def test_same_fails_when_different_and_names_both_values():
     result = same("c", "keywords", ["a"], ["b"], "keywords")
     assert not result.passed
-    assert result.message == "keywords differ: compiled ['a'] vs reference ['b']"
-    assert result.details == {"compiled": ["a"], "reference": ["b"]}
+    assert result.message == "keywords differ: compiled ['a'] vs uncompiled ['b']"
+    assert result.details == {"compiled": ["a"], "uncompiled": ["b"]}
 
 
 def test_same_shortens_long_values():

@@ -162,7 +162,7 @@ def test_bf16_candidate_casts_matrix_products_only(standin_neuronx):
         "--model-type", "transformer", "--auto-cast", "matmult", "--auto-cast-type", "bf16", "--target", "inf2"]
     compiler = get_compiler("neuron-bf16", Settings())  # its own --auto-cast options are replaced
     assert compiler.compiler_args == ["-O2", "--auto-cast", "matmult", "--auto-cast-type", "bf16", "--target", "trn1"]
-    assert compiler.settings()["precision"] == "bf16" and compiler.label == "neuron-bf16"
+    assert compiler.settings()["precision"] == "bf16" and compiler.candidate == "neuron-bf16"
     loader = get_compiler("neuron", None, recorded=compiler.settings())  # an artifact loads as it was compiled
     assert loader.precision == "bf16" and loader.compiler_args == compiler.compiler_args
 

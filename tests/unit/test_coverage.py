@@ -66,7 +66,7 @@ def rows(runner) -> list:
 
 def test_executables_are_every_file_at_its_shape_and_any_file_nothing_loads():
     spec = CompiledSpec(task="keywords", backend="torchscript", requested_compiler="torchscript", compiler_settings={},
-                        dynamic_shapes=False, batch_size=BATCH, source_version="X-1", versions={},
+                        dynamic_shapes=False, batch_size=BATCH, uncompiled_version="X-1", versions={},
                         buckets=[Bucket(length=8, file="bucket-8.pt", single_file="bucket-8-batch1.pt"),
                                  Bucket(length=32, file="bucket-32.pt", single_file="bucket-32-batch1.pt")])
     files = ["bucket-8.pt", "bucket-8-batch1.pt", "bucket-32.pt", "bucket-32-batch1.pt", "extra.pt",

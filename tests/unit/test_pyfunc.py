@@ -14,7 +14,7 @@ from mlcompile.tasks.keywords import KeywordsPipeline
 
 pytestmark = pytest.mark.unit
 SPEC = CompiledSpec(task="keywords", backend="onnx", requested_compiler="auto", compiler_settings={},
-                    dynamic_shapes=True, batch_size=8, buckets=[], source_version="KEYWORDS-TRAINED-1",
+                    dynamic_shapes=True, batch_size=8, buckets=[], uncompiled_version="KEYWORDS-TRAINED-1",
                     versions={"mlcompile": "0.1.0", "onnxruntime": "1.32.0", "python": "3.11.7", "torch": "2.13.0"})
 
 
@@ -33,7 +33,7 @@ def test_the_mlmodel_loads_the_compiled_folder_already_there_with_mlcompiles_loa
         f"mlflow=={mlflow.__version__}", "mlcompile==0.1.0", "onnxruntime==1.32.0", "torch==2.13.0"]
     assert '"text"' in mlmodel["signature"]["inputs"] and '"top_n"' in mlmodel["signature"]["params"]
     assert mlmodel["metadata"] == {"task": "keywords", "backend": "onnx", "precision": "fp32",
-                                   "source_version": "KEYWORDS-TRAINED-1"}
+                                   "uncompiled_version": "KEYWORDS-TRAINED-1"}
     assert (tmp_path / "input_example.json").is_file()
 
 

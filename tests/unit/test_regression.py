@@ -94,7 +94,7 @@ def test_sentiment_agreement_probability_shift_worst_rows_and_one_batched_pass(t
     assert not agreement.passed and agreement.details["value"] == 0.9
     assert "rows with the same label over 10 rows: 0.9 < REGRESSION_MIN_AGREEMENT 1" in agreement.message
     [worst] = agreement.details["worst_rows"]
-    assert (worst["id"], worst["compiled"], worst["reference"]) == ("r3", "NEGATIVE", "POSITIVE")
+    assert (worst["id"], worst["compiled"], worst["uncompiled"]) == ("r3", "NEGATIVE", "POSITIVE")
     assert worst["text"] == texts[3]
 
     shift = results["probabilities"]  # the probability shift: every row within ATOL/RTOL

@@ -8,7 +8,7 @@ import pytest
 
 from mlcompile.errors import ConfigError
 from mlcompile.settings import STAGES, env_files, load_settings
-from mlcompile.shapes import compiled_lengths
+from mlcompile.lengths import compiled_lengths
 from mlcompile.tasks import get_task
 
 from ..conftest import REPO

@@ -10,7 +10,8 @@ import pytest
 
 from mlcompile.compare import CheckResult, close
 from mlcompile.gate import refusal
-from mlcompile.report import render_html, truncation_note
+from mlcompile.batching import truncation_note
+from mlcompile.report import render_html
 from mlcompile.spool import CheckOutcome, CheckSpool, ValidationPlan
 from mlcompile.verdict import Outcome, Rules, Verdict
 

@@ -42,7 +42,7 @@ class Compiler(Protocol):
     precisions: tuple[str, ...]  # what it can compile to; fp32 first
     precision: str
     recipe: str | None  # how it reaches its precision, where there are several (None: the precision's first)
-    label: str  # the candidate: the backend, with its precision unless fp32, and recipe (`onnx-int8-mixed`)
+    candidate: str  # the backend, with its precision unless fp32, and recipe (`onnx-int8-mixed`)
 
     def check(self) -> None:
         """Raise ConfigError, saying how to fix it, when the backend cannot compile here."""
@@ -88,7 +88,7 @@ def quiet_tracing():
         yield
 
 
-def label(backend: str, precision: str, recipe: str | None = None) -> str:
+def candidate_name(backend: str, precision: str, recipe: str | None = None) -> str:
     return backend if precision == FP32 else f"{backend}-{precision}" + (f"-{recipe}" if recipe else "")
 
 
@@ -102,8 +102,8 @@ class Backend:
     recipe: str | None = None
 
     @property
-    def label(self) -> str:
-        return label(self.name, self.precision, self.recipe)
+    def candidate(self) -> str:
+        return candidate_name(self.name, self.precision, self.recipe)
 
     def check_runs(self) -> None:
         """CPU backends run where they compile (check() covers both)."""
@@ -122,7 +122,7 @@ def _backend_class(backend: str):
 def backend_candidates(backend: str, precision: str) -> list[str]:
     """The candidates of a backend at a precision: its plain recipe, then the named ones."""
     cls = _backend_class(backend)
-    return [label(backend, precision)] + [label(backend, precision, r) for r in cls.recipes.get(precision, ())]
+    return [candidate_name(backend, precision)] + [candidate_name(backend, precision, r) for r in cls.recipes.get(precision, ())]
 
 
 def backend_precisions(backend: str) -> tuple[str, ...]:

@@ -81,23 +81,23 @@ def _outputs(model: Path, feeds: list[dict]) -> list[np.ndarray]:
     return [session.run(None, feed)[0] for feed in feeds]
 
 
-def _effect(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:
+def _effect(outputs: list[np.ndarray], fp32_outputs: list[np.ndarray]) -> float:
     """Mean relative change of the output rows (padding positions included alike on both sides)."""
     changes = [np.linalg.norm((o - r).reshape(len(r), -1), axis=1) / np.maximum(
-        np.linalg.norm(r.reshape(len(r), -1), axis=1), 1e-12) for o, r in zip(outputs, reference)]
+        np.linalg.norm(r.reshape(len(r), -1), axis=1), 1e-12) for o, r in zip(outputs, fp32_outputs)]
     return float(np.concatenate(changes).mean())
 
 
 def mixed(source: Path, target: Path, workdir: Path, feeds: list[dict], reduce_range: bool) -> dict:
     """The `mixed` recipe into `target`; returns what it measured (each layer's effect, the layers kept)."""
     groups = _quantizable(source)
-    reference = _outputs(source, feeds)
+    fp32_outputs = _outputs(source, feeds)
     effects = {}
     everything = [name for names in groups.values() for name in names]
     for group, names in groups.items():
         alone = workdir / f"only-{group.replace(' ', '-')}.onnx"
         quantize(source, alone, reduce_range, exclude=[n for n in everything if n not in names])
-        effects[group] = _effect(_outputs(alone, feeds), reference)
+        effects[group] = _effect(_outputs(alone, feeds), fp32_outputs)
         alone.unlink()
     kept, total = [], sum(effects.values())
     for group in sorted(effects, key=effects.get, reverse=True):
@@ -107,4 +107,4 @@ def mixed(source: Path, target: Path, workdir: Path, feeds: list[dict], reduce_r
     quantize(source, target, reduce_range, exclude=[n for g in kept for n in groups[g]])
     return {"recipe": "mixed", "effect_per_group": {g: round(v, 6) for g, v in effects.items()},
             "kept_fp32": kept, "quantized_share": QUANTIZED_SHARE,
-            "effect_of_result": round(_effect(_outputs(target, feeds), reference), 6)}
+            "effect_of_result": round(_effect(_outputs(target, feeds), fp32_outputs), 6)}

@@ -57,9 +57,9 @@ class OpenVinoCompiler(Backend):
 
         workdir.mkdir(parents=True, exist_ok=True)
         exported = workdir / "exported.onnx"
-        with progress.step(f"  {self.label}: export"):
+        with progress.step(f"  {self.candidate}: export"):
             export(module, example, exported, self.opset)
-        with progress.step(f"  {self.label}: convert"):
+        with progress.step(f"  {self.candidate}: convert"):
             openvino.save_model(openvino.convert_model(exported), target, compress_to_fp16=False)
 
     def load(self, target: Path):

@@ -33,10 +33,10 @@ def seed(settings: Settings) -> tuple[VersionInfo, bool]:
     def build(files: Path) -> tuple[dict, dict]:
         card = demo.build(files)
         params = card.get("inference_params", {})
-        reference = task.reference(files, card)
+        uncompiled = task.uncompiled(files, card)
         predictions = []
         for item in demo.inputs:
-            prediction = reference.predict(item["text"], params)
+            prediction = uncompiled.predict(item["text"], params)
             prediction.pop("text_info", None)
             predictions.append({"id": item["id"], **prediction})
         write_json_atomic(files / TEST_FILES["inputs"], demo.inputs)

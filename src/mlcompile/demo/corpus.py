@@ -8,12 +8,15 @@ milliseconds. Pure standard library.
   One sentence in eight has no entity; about 15% are German, Spanish or French.
 - `sentiment_corpus`: `(text, label)` pairs, exactly `size // 3` per label; about 15% German, Spanish or
   French.
+- `build_regression_set`: the reference projects' shipped regression sets, documentation prose and
+  sentences of these corpora (another seed than training's).
 """
 
 from __future__ import annotations
 
 import random
 import re
+from pathlib import Path
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 SENTIMENT_LABELS = ["NEGATIVE", "NEUTRAL", "POSITIVE"]
@@ -594,3 +597,25 @@ def sentiment_corpus(seed: int = 0, size: int = 540) -> list[tuple[str, str]]:
     rng.shuffle(out)
     return out
 
+
+# ---------------------------------------------------------------------------------------------------
+# The shipped regression sets
+REGRESSION_DIR = Path(__file__).resolve().parents[3] / "config" / "regression"
+# Rows per project: documentation prose of the project's lengths (another seed than the bench's), and for
+# ner and sentiment as many sentences of the demo's template corpus (seed 1; the demo trains on seed 0).
+REGRESSION_ROWS = {"keywords": (200, 0), "ner": (200, 300), "sentiment": (150, 300)}
+
+
+def build_regression_set(project: str) -> list[dict]:
+    """The project's shipped regression set (`config/regression/<project>.jsonl`, written once with
+    workloads.write_jsonl; read, never rebuilt, by validation)."""
+    from ..workloads import build_corpus
+
+    prose, templated = REGRESSION_ROWS[project]
+    rows = [{"id": f"docs-{i:03d}", "text": doc["text"]}
+            for i, doc in enumerate(build_corpus(project, seed=1, count=prose))]
+    if project == "ner":
+        rows += [{"id": f"templates-{i:03d}", "text": text} for i, (text, _) in enumerate(ner_corpus(1, templated))]
+    elif project == "sentiment":
+        rows += [{"id": f"templates-{i:03d}", "text": text} for i, (text, _) in enumerate(sentiment_corpus(1, templated))]
+    return rows

@@ -94,7 +94,7 @@ class Registry(Protocol):
     def set_lifecycle(self, project: str, version_id: str, lifecycle: str) -> VersionInfo: ...
 
 
-Lifecycle = Literal["none", "staging", "production", "archived"]  # a version's lifecycle stage
+Lifecycle = Literal["none", "staging", "production", "archived"]  # a registered version's lifecycle
 LIFECYCLES = get_args(Lifecycle)
 
 

@@ -2,7 +2,7 @@
 
 <root>/<project>/<MODEL>/<MODEL-N>/version.json   card, metadata, file checksums (immutable)
 <root>/<project>/<MODEL>/<MODEL-N>/files/...      the version's files (immutable)
-<root>/<project>/<MODEL>/<MODEL-N>/lifecycle.json the lifecycle stage (the one mutable part)
+<root>/<project>/<MODEL>/<MODEL-N>/lifecycle.json its lifecycle (the one mutable part)
 <root>/<project>/<MODEL>/counter.json             the last version number handed out
 Versions are written to a temporary directory and renamed into place under a per-model file lock.
 Version numbers only grow: one deleted by hand, or a stray directory, is never handed out again.
@@ -171,7 +171,7 @@ class LocalRegistry:
 
     def set_lifecycle(self, project: str, version_id: str, lifecycle: str) -> VersionInfo:
         if lifecycle not in LIFECYCLES:
-            raise RegistryError(f"lifecycle stage {lifecycle!r} is not one of {', '.join(LIFECYCLES)}")
+            raise RegistryError(f"lifecycle {lifecycle!r} is not one of {', '.join(LIFECYCLES)}")
         self.get_version(project, version_id)
         write_json_atomic(self.version_dir(project, version_id) / LIFECYCLE, {"lifecycle": lifecycle})
         return self.get_version(project, version_id)

@@ -5,7 +5,7 @@ A model (`KEYWORDS-COMPILED`) is an MLflow registered model tagged with its proj
 run in the experiment named after the project (for compiled versions an MLflow pyfunc model: see
 mlcompile.pyfunc). The run also holds `model_card.json` and `files.json` (sha256 per file, checked
 after every download), and the version's details as parameters, metrics and its note. Metadata, the
-fingerprint and the link to the version it was made from are version tags; lifecycle stages are aliases
+fingerprint and the link to the version it was made from are version tags; lifecycles are aliases
 (`staging`, `production`, `archived`), since MLflow deprecated stages.
 HTTP timeouts and retries (with backoff) come from REGISTRY_TIMEOUT and REGISTRY_RETRIES.
 """
@@ -267,7 +267,7 @@ class MlflowRegistry:
 
     def set_lifecycle(self, project: str, version_id: str, lifecycle: str) -> VersionInfo:
         if lifecycle not in LIFECYCLES:
-            raise RegistryError(f"lifecycle stage {lifecycle!r} is not one of {', '.join(LIFECYCLES)}")
+            raise RegistryError(f"lifecycle {lifecycle!r} is not one of {', '.join(LIFECYCLES)}")
         version = self.get_version(project, version_id)
         model, number = split_version_id(version_id)
         for alias in LIFECYCLES[1:]:

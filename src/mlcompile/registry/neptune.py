@@ -6,7 +6,7 @@ neptune-compatible server or keep the neptune API in their code. Ids are neptune
 
 A version holds `files` (a file set; it downloads as a zip, extracted with a guard against paths
 that escape the destination), `model_card` (JSON), `checksums` (sha256 per file, verified after
-download), `metadata` (JSON) and `fingerprint`; its lifecycle stage is neptune's own stage (`change_stage`).
+download), `metadata` (JSON) and `fingerprint`; its lifecycle is neptune's own stage field (`change_stage`).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ class NeptuneRegistry:
 
     def set_lifecycle(self, project: str, version_id: str, lifecycle: str) -> VersionInfo:
         if lifecycle not in LIFECYCLES:
-            raise RegistryError(f"lifecycle stage {lifecycle!r} is not one of {', '.join(LIFECYCLES)}")
+            raise RegistryError(f"lifecycle {lifecycle!r} is not one of {', '.join(LIFECYCLES)}")
         version = self._open(project, f"model version {version_id}", with_id=version_id)
         try:
             version.change_stage(lifecycle)

@@ -3,7 +3,7 @@ embeddings, and keywords (an application over sentence embeddings). A task says 
 uncompiled pipeline from downloaded files, what to trace, how to run the compiled pipeline, and which
 task-level checks apply to each case.
 
-Every task compares the same way: its task-level outcome exactly (keywords, entity spans, label),
+Every task compares the same way: its task output exactly (keywords, entity spans, label),
 its tensors within tolerance, the compiled output's invariance to batching and padding, and, when
 the registry stored one, the prediction recorded with the uncompiled version.
 """
@@ -36,7 +36,7 @@ SENTENCE_TRANSFORMER = "sentence-transformer"
 SEQUENCE_CLASSIFIER = "sequence-classifier"
 TOKEN_CLASSIFIER = "token-classifier"
 INVARIANCE = "invariance"
-SCORES = "scores"  # one per outcome item (keyword, entity): comparable only when the outcomes agree
+SCORES = "scores"  # one per task-output item (keyword, entity): comparable only when the task outputs agree
 EXPECTED = "expected"
 # One check of the compiled artifact as a whole: every executable in it ran on case inputs and
 # matched the uncompiled model (mlcompile.coverage).
@@ -73,8 +73,8 @@ class TaskFamily:
     name: str
     model_kind: str  # SENTENCE_TRANSFORMER, SEQUENCE_CLASSIFIER or TOKEN_CLASSIFIER
     token_level: bool  # the compiled module returns per-token outputs
-    outcome_check: str  # the task-level output, compared exactly
-    tensor_checks: tuple[str, ...]  # compared within tolerance; "scores" are per outcome item
+    task_output_check: str  # the task-level output, compared exactly
+    tensor_checks: tuple[str, ...]  # compared within tolerance; "scores" are per task-output item
     default_params: dict = {}  # inference parameters a derived model card starts from
 
     # --- what each task defines
@@ -92,7 +92,7 @@ class TaskFamily:
         """Tokens the uncompiled pipeline keeps of a text (it truncates the rest)."""
         raise NotImplementedError
 
-    def reference(self, model_dir: Path, card: dict) -> Pipeline:
+    def uncompiled(self, model_dir: Path, card: dict) -> Pipeline:
         """The uncompiled pipeline on CPU."""
         raise NotImplementedError
 
@@ -100,7 +100,7 @@ class TaskFamily:
         """The same pipeline over compiled buckets; `model_dir` holds the artifact's own files."""
         raise NotImplementedError
 
-    def outcome(self, prediction: dict) -> Any:
+    def task_output(self, prediction: dict) -> Any:
         raise NotImplementedError
 
     def over_embed(self, embed, text_info) -> Pipeline | None:
@@ -113,15 +113,15 @@ class TaskFamily:
 
     # --- agreement over a regression set (mlcompile.regression); by default the share of rows whose
     # task output is the same, one check
-    agreement_checks: tuple[str, ...]  # aggregate checks of the task outcome, each against a threshold
+    agreement_checks: tuple[str, ...]  # aggregate checks of the task output, each against a threshold
     agreement_meaning: str = "rows with the same task output"
 
-    def agreement_counts(self, compiled: dict, reference: dict) -> dict[str, float]:
+    def agreement_counts(self, compiled: dict, uncompiled: dict) -> dict[str, float]:
         """One row's contribution to the set's agreement (summed over rows)."""
-        return {"same": float(self.outcome(compiled) == self.outcome(reference))}
+        return {"same": float(self.task_output(compiled) == self.task_output(uncompiled))}
 
     def row_agreement(self, counts: dict[str, float]) -> float:
-        """One row's agreement in [0, 1] (1: the same outcome), for the worst rows."""
+        """One row's agreement in [0, 1] (1: the same task output), for the worst rows."""
         return counts["same"]
 
     def agreement(self, totals: dict[str, float], rows: int) -> dict[str, tuple[float, str]]:
@@ -130,26 +130,26 @@ class TaskFamily:
 
     # --- shared comparison
     def checks(self, case: Case) -> list[str]:
-        return [self.outcome_check, *self.tensor_checks, INVARIANCE, *([EXPECTED] if case.expected else [])]
+        return [self.task_output_check, *self.tensor_checks, INVARIANCE, *([EXPECTED] if case.expected else [])]
 
-    def compare(self, case_id: str, observed: dict, reference: dict, tol: Tolerance,
+    def compare(self, case_id: str, observed: dict, uncompiled: dict, tol: Tolerance,
                 tensors: tuple[str, ...] | None = None) -> dict[str, CheckResult]:
         """Outcome and tensor checks of one prediction against another, keyed by check name."""
-        outcome = same(case_id, self.outcome_check, self.outcome(observed), self.outcome(reference), self.outcome_check)
-        results = {self.outcome_check: outcome}
+        exact = same(case_id, self.task_output_check, self.task_output(observed), self.task_output(uncompiled), self.task_output_check)
+        results = {self.task_output_check: exact}
         for check in self.tensor_checks if tensors is None else tensors:
-            if check == SCORES and not outcome.passed:
-                results[check] = CheckResult(case_id, check, False, f"not comparable: {self.outcome_check} differ")
+            if check == SCORES and not exact.passed:
+                results[check] = CheckResult(case_id, check, False, f"not comparable: {self.task_output_check} differ")
             else:
-                results[check] = close(case_id, check, self.tensor(check, observed), self.tensor(check, reference),
+                results[check] = close(case_id, check, self.tensor(check, observed), self.tensor(check, uncompiled),
                                        tol.atol, tol.rtol)
         return results
 
-    def evaluate(self, case: Case, compiled: dict, reference: dict, tol: Tolerance,
+    def evaluate(self, case: Case, compiled: dict, uncompiled: dict, tol: Tolerance,
                  variants: dict[str, tuple[Any, Any]]) -> dict[str, CheckResult]:
         """`variants`: label -> (alone, variant), each a compiled prediction (dict) or a raw
         compiled tensor, for the invariance check."""
-        results = self.compare(case.id, compiled, reference, tol)
+        results = self.compare(case.id, compiled, uncompiled, tol)
         parts: dict[str, CheckResult] = {}
         for label, (alone, variant) in variants.items():
             if isinstance(alone, dict):
@@ -159,7 +159,7 @@ class TaskFamily:
                 parts[label] = close(case.id, INVARIANCE, variant, alone, tol.atol, tol.rtol)
         results[INVARIANCE] = combine(case.id, INVARIANCE, parts)
         if case.expected:
-            # Tensors the stored prediction has (older records may lack some), and the outcome's own.
+            # Tensors the stored prediction has (older records may lack some), and the task output's own.
             stored = tuple(c for c in self.tensor_checks if c in case.expected or c == SCORES)
             results[EXPECTED] = combine(case.id, EXPECTED, self.compare(case.id, compiled, case.expected, tol, stored))
         return results
@@ -196,7 +196,7 @@ def load_tokenizer(path: Path):
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 
 
-def reference_text_info(tokens: int, max_length: int) -> dict:
+def uncompiled_text_info(tokens: int, max_length: int) -> dict:
     """What the uncompiled pipeline does to a text of `tokens` tokens (the compiled pipeline's
     is batching.TextInfo)."""
     return {"tokens": tokens, "bucket": None, "kept": min(tokens, max_length), "truncated": tokens > max_length}

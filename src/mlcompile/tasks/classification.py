@@ -17,7 +17,7 @@ import torch
 
 from ..batching import BucketedRunner
 from ..compilers import logger_at
-from . import CompiledPipeline, Pipeline, TaskFamily, load_tokenizer, model_max_length, reference_text_info
+from . import CompiledPipeline, Pipeline, TaskFamily, load_tokenizer, model_max_length, uncompiled_text_info
 
 MODEL_DIR = "model"
 
@@ -129,14 +129,14 @@ class ClassificationTask(TaskFamily):
     def max_length(self, model_dir: Path) -> int:
         return model_max_length(model_dir / MODEL_DIR)
 
-    def reference(self, model_dir: Path, card: dict) -> TransformersPipeline:
+    def uncompiled(self, model_dir: Path, card: dict) -> TransformersPipeline:
         tokenizer = self.uncompiled_tokenizer(model_dir)
         tokenizer.model_max_length = self.max_length(model_dir)  # no more than the model can embed
         hf_pipeline = self.pipeline_class()(model=self.load_model(model_dir), tokenizer=tokenizer, device="cpu")
 
         def text_info(texts: list[str]) -> list[dict]:
             counts = [len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]]
-            return [reference_text_info(n, tokenizer.model_max_length) for n in counts]
+            return [uncompiled_text_info(n, tokenizer.model_max_length) for n in counts]
 
         return TransformersPipeline(self, hf_pipeline, text_info)
 

@@ -80,13 +80,13 @@ def keywords_pipeline(embed_texts: Callable[[list[str]], np.ndarray], text_info)
 
 class KeywordsTask(SentenceEmbeddingsTask):
     name = "keywords"
-    outcome_check = "keywords"
+    task_output_check = "keywords"
     tensor_checks = ("scores", "embedding")
     default_params = DEFAULT_PARAMS
 
-    def reference(self, model_dir: Path, card: dict) -> KeywordsPipeline:
+    def uncompiled(self, model_dir: Path, card: dict) -> KeywordsPipeline:
         model = self.uncompiled_model(model_dir)
-        return KeywordsPipeline(_keybert(model), self.reference_text_info(model))
+        return KeywordsPipeline(_keybert(model), self.uncompiled_text_info(model))
 
     def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledKeywordsPipeline:
         return CompiledKeywordsPipeline(runner)
@@ -94,13 +94,13 @@ class KeywordsTask(SentenceEmbeddingsTask):
     def over_embed(self, embed, text_info) -> KeywordsPipeline:
         return keywords_pipeline(embed, text_info)
 
-    def outcome(self, prediction: dict) -> list[str]:
+    def task_output(self, prediction: dict) -> list[str]:
         return [word for word, _ in prediction["keywords"]]
 
     agreement_checks = ("keywords_exact_rate", "keywords_jaccard")
 
-    def agreement_counts(self, compiled: dict, reference: dict) -> dict[str, float]:
-        ours, theirs = self.outcome(compiled), self.outcome(reference)
+    def agreement_counts(self, compiled: dict, uncompiled: dict) -> dict[str, float]:
+        ours, theirs = self.task_output(compiled), self.task_output(uncompiled)
         union = set(ours) | set(theirs)
         return {"exact": float(ours == theirs), "jaccard": len(set(ours) & set(theirs)) / len(union) if union else 1.0}
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..batching import BucketedRunner
-from . import SENTENCE_TRANSFORMER, CompiledPipeline, Pipeline, TaskFamily, model_max_length, reference_text_info
+from . import SENTENCE_TRANSFORMER, CompiledPipeline, Pipeline, TaskFamily, model_max_length, uncompiled_text_info
 
 MODEL_DIR = "model"
 # Sentences on unrelated topics (three languages): what a text is nearest to among them.
@@ -79,7 +79,7 @@ def compiled_embed(runner: BucketedRunner) -> Callable[[list[str]], np.ndarray]:
     return embed
 
 
-def reference_embed(model) -> Callable[[list[str]], np.ndarray]:
+def uncompiled_embed(model) -> Callable[[list[str]], np.ndarray]:
     def embed(texts: list[str]) -> np.ndarray:
         return model.encode(list(texts), convert_to_numpy=True, show_progress_bar=False)
 
@@ -135,7 +135,7 @@ class SentenceEmbeddingsTask(TaskFamily):
     name = "sentence-embeddings"
     model_kind = SENTENCE_TRANSFORMER
     token_level = False
-    outcome_check = "neighbours"
+    task_output_check = "neighbours"
     tensor_checks = ("similarities", "embedding")
     default_params = {"top_k": 3}
 
@@ -148,10 +148,10 @@ class SentenceEmbeddingsTask(TaskFamily):
     def max_length(self, model_dir: Path) -> int:
         return sentence_max_length(model_dir / MODEL_DIR)
 
-    def reference_text_info(self, model) -> Callable[[list[str]], list[dict]]:
+    def uncompiled_text_info(self, model) -> Callable[[list[str]], list[dict]]:
         def text_info(texts: list[str]) -> list[dict]:
             counts = [len(ids) for ids in model.tokenizer(texts, verbose=False)["input_ids"]]
-            return [reference_text_info(n, model.max_seq_length) for n in counts]
+            return [uncompiled_text_info(n, model.max_seq_length) for n in counts]
 
         return text_info
 
@@ -161,9 +161,9 @@ class SentenceEmbeddingsTask(TaskFamily):
         model.max_seq_length = self.max_length(model_dir)
         return model
 
-    def reference(self, model_dir: Path, card: dict) -> EmbeddingsPipeline:
+    def uncompiled(self, model_dir: Path, card: dict) -> EmbeddingsPipeline:
         model = self.uncompiled_model(model_dir)
-        return EmbeddingsPipeline(reference_embed(model), self.reference_text_info(model))
+        return EmbeddingsPipeline(uncompiled_embed(model), self.uncompiled_text_info(model))
 
     def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledEmbeddingsPipeline:
         return CompiledEmbeddingsPipeline(runner)
@@ -171,7 +171,7 @@ class SentenceEmbeddingsTask(TaskFamily):
     def over_embed(self, embed, text_info) -> EmbeddingsPipeline:
         return EmbeddingsPipeline(embed, text_info)
 
-    def outcome(self, prediction: dict) -> list[str]:
+    def task_output(self, prediction: dict) -> list[str]:
         return prediction["neighbours"]
 
     def tensor(self, check: str, prediction: dict):

@@ -21,7 +21,7 @@ class TextClassificationTask(ClassificationTask):
     model_kind = SEQUENCE_CLASSIFIER
     auto_model = "AutoModelForSequenceClassification"
     token_level = False
-    outcome_check = "label"
+    task_output_check = "label"
     tensor_checks = ("probabilities",)
 
     def pipeline_class(self):
@@ -40,7 +40,7 @@ class TextClassificationTask(ClassificationTask):
         best = max(scores, key=scores.get)
         return {"label": best, "score": scores[best], "probabilities": probabilities}
 
-    def outcome(self, prediction: dict) -> str | list[str]:
+    def task_output(self, prediction: dict) -> str | list[str]:
         return prediction["label"]
 
     agreement_checks = ("label_agreement",)

@@ -29,7 +29,7 @@ class TokenClassificationTask(ClassificationTask):
     default_params = {"aggregation_strategy": "simple"}
     auto_model = "AutoModelForTokenClassification"
     token_level = True
-    outcome_check = "entities"
+    task_output_check = "entities"
     tensor_checks = ("scores", "logits")
 
     def pipeline_class(self):
@@ -46,14 +46,14 @@ class TokenClassificationTask(ClassificationTask):
         ]
         return {"entities": entities, "logits": output["logits"].tolist()}
 
-    def outcome(self, prediction: dict) -> list:
+    def task_output(self, prediction: dict) -> list:
         return [[e["label"], e["start"], e["end"], e["text"]] for e in prediction["entities"]]
 
     agreement_checks = ("entity_f1",)
 
-    def agreement_counts(self, compiled: dict, reference: dict) -> dict[str, float]:
-        ours = {tuple(entity) for entity in self.outcome(compiled)}
-        theirs = {tuple(entity) for entity in self.outcome(reference)}
+    def agreement_counts(self, compiled: dict, uncompiled: dict) -> dict[str, float]:
+        ours = {tuple(entity) for entity in self.task_output(compiled)}
+        theirs = {tuple(entity) for entity in self.task_output(uncompiled)}
         return {"tp": len(ours & theirs), "fp": len(ours - theirs), "fn": len(theirs - ours)}
 
     def row_agreement(self, counts: dict[str, float]) -> float:
