@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Callable
 
 from . import coverage, progress, regression
+from .batching import truncation_note
 from .cases import Case, params_key
 from .compilers import CPU_BACKENDS, PRECISIONS, backend_candidates, backend_precisions, get_compiler
 from .compiled import Bucket, Measurement, Selection, bucket_executables, runner
 from .errors import ArtifactError, ConfigError
 from .machine import bf16_supported
-from .batching import truncation_note
 from .settings import Settings
-from .tasks import COVERAGE_CHECK, INVARIANCE, TaskFamily, Tolerance
+from .tasks import COVERAGE_CHECK, INVARIANCE, RememberedPipeline, TaskFamily, Tolerance
 
 log = logging.getLogger(__name__)
 MEASURED_PASSES = 2  # each backend is timed this often; the best pass is kept
@@ -132,7 +132,7 @@ def fastest(compilers: list, built: dict[str, list[Bucket]], backends_dir: Path,
         with progress.step(f"measure the uncompiled pipeline on {len(cases)} cases"):
             predict_cases(plain, cases, settings.workload)
             uncompiled = round(timed(plain, cases, settings.workload), 4)
-    remembered = _Remembered(uncompiled_pipeline) if uncompiled_pipeline is not None else None
+    remembered = RememberedPipeline(uncompiled_pipeline, batches=True) if uncompiled_pipeline is not None else None
 
     def reduced_precision_failures(name: str) -> list[str]:
         compiler = next(c for c in compilers if c.candidate == name)
@@ -163,19 +163,6 @@ def pick(measured: dict[str, Measurement], reduced_precision_failures: Callable[
             return name
         measured[name] = measured[name].model_copy(update={"passed": False, "failed_checks": failed})
     raise ArtifactError(no_match(measured))
-
-
-class _Remembered:
-    """The uncompiled pipeline's batched predictions, made once for every candidate checked against them."""
-
-    def __init__(self, pipeline):
-        self.pipeline, self.made = pipeline, {}
-
-    def predict_many(self, texts: list[str], params: dict) -> list[dict]:
-        key = (tuple(texts), params_key(params))
-        if key not in self.made:
-            self.made[key] = self.pipeline.predict_many(texts, params)
-        return self.made[key]
 
 
 def regression_failures(name: str, compiled, task: TaskFamily, settings: Settings, tol: Tolerance, card: dict,

@@ -3,7 +3,6 @@ modules that do the work; the pytest fixtures and the bench are thin over these.
 
 from __future__ import annotations
 
-import copy
 import logging
 import shutil
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 from . import cases as case_files
 from . import components, progress, regression, shards, sources
 from .artifacts import Artifact, StageDir, fingerprint, read_json, write_json_atomic
-from .cases import Case, params_key
+from .cases import Case
 from .compiled import CompiledSpec, compile_shapes, load_runner
 from .compiled import load as load_compiled
 from .compilers import get_compiler
@@ -24,7 +23,7 @@ from .selection import fastest, neuron_skipped, usable_compilers
 from .settings import Settings
 from .lengths import compiled_lengths
 from .sources import open_source
-from .tasks import TaskFamily, Tolerance, get_task
+from .tasks import RememberedPipeline, TaskFamily, Tolerance, get_task
 from .validation import Validation
 from .verdict import Rules, Verdict
 from .versions import library_versions
@@ -81,34 +80,16 @@ def load_cases(settings: Settings, downloaded: Artifact) -> list[Case]:
     return case_files.load_cases(downloaded.path, params, Path(settings.cases_file))
 
 
-class RememberedPipeline:
-    """The uncompiled pipeline of one downloaded version with the predictions it made, kept for the
-    process: COMPILER=auto's uncompiled predictions of the cases serve the validate stage too."""
-
-    def __init__(self, pipeline):
-        self.pipeline = pipeline
-        self.made: dict[tuple[str, str], dict] = {}
-
-    def predict(self, text: str, params: dict) -> dict:
-        key = (text, params_key(params))
-        if key not in self.made:
-            self.made[key] = self.pipeline.predict(text, params)
-        return copy.deepcopy(self.made[key])
-
-    def predict_many(self, texts: list[str], params: dict) -> list[dict]:
-        return self.pipeline.predict_many(texts, params)
-
-
-_reference: dict[tuple[str, str], RememberedPipeline] = {}
+_uncompiled: dict[tuple[str, str], RememberedPipeline] = {}
 
 
 def load_uncompiled(settings: Settings, downloaded: Artifact) -> RememberedPipeline:
     """The uncompiled pipeline on CPU, loaded once per process and downloaded version."""
     key = downloaded.fingerprint
-    if key not in _reference:
-        _reference.clear()  # one model held at a time
-        _reference[key] = RememberedPipeline(task_of(downloaded).uncompiled(downloaded.path, model_card(downloaded)))
-    return _reference[key]
+    if key not in _uncompiled:
+        _uncompiled.clear()  # one model held at a time
+        _uncompiled[key] = RememberedPipeline(task_of(downloaded).uncompiled(downloaded.path, model_card(downloaded)))
+    return _uncompiled[key]
 
 
 # compile ----------------------------------------------------------------

@@ -3,7 +3,7 @@ predictions of the cases serve the validate stage."""
 
 import pytest
 
-from mlcompile.stages import RememberedPipeline
+from mlcompile.tasks import RememberedPipeline
 
 pytestmark = pytest.mark.unit
 

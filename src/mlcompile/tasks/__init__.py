@@ -10,6 +10,7 @@ the registry stored one, the prediction recorded with the uncompiled version.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 
 from ..batching import BucketedRunner
-from ..cases import ARTIFACT_CASE, Case
+from ..cases import ARTIFACT_CASE, Case, params_key
 from ..compare import CheckResult, close, combine, same
 from ..errors import ConfigError
 
@@ -214,3 +215,28 @@ def get_task(name: str) -> TaskFamily:
         raise ConfigError(f"MODEL_TASK={name!r}: unknown task family; known: {', '.join(TASKS)}")
     module, cls = TASKS[name].split(":")
     return getattr(importlib.import_module(module), cls)()
+
+
+class RememberedPipeline:
+    """An uncompiled pipeline with the predictions it made: each text predicted once (a copy handed
+    out, so callers cannot change what is kept), and with `batches`, each batch too. The process-wide
+    one (stages.load_uncompiled) remembers texts only, so a regression set's batches do not stay in
+    memory; COMPILER=auto remembers batches while it checks its candidates against them."""
+
+    def __init__(self, pipeline, batches: bool = False):
+        self.pipeline, self.batches = pipeline, batches
+        self.made: dict[tuple, object] = {}
+
+    def predict(self, text: str, params: dict) -> dict:
+        key = (text, params_key(params))
+        if key not in self.made:
+            self.made[key] = self.pipeline.predict(text, params)
+        return copy.deepcopy(self.made[key])
+
+    def predict_many(self, texts: list[str], params: dict) -> list[dict]:
+        if not self.batches:
+            return self.pipeline.predict_many(texts, params)
+        key = (tuple(texts), params_key(params))
+        if key not in self.made:
+            self.made[key] = self.pipeline.predict_many(texts, params)
+        return self.made[key]
