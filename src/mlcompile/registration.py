@@ -9,12 +9,15 @@ import tempfile
 from pathlib import Path
 
 from . import pyfunc
-from .artifacts import Artifact, read_json, write_json_atomic
+from .artifacts import Artifact, fingerprint, read_json, write_json_atomic
 from .compiled import CompiledSpec
-from .registry import MODEL_CARD, VersionDetails, VersionInfo
+from .registry import MODEL_CARD, Dataset, VersionDetails, VersionInfo
+from .regression import REGRESSION_CASE
 from .report import render_html
 from .settings import Settings
 from .verdict import Outcome, Verdict
+
+DIGEST_LENGTH = 32  # hex digits of a dataset's digest (MLflow keeps 36 characters)
 
 
 def lineage(settings: Settings, compiled: Artifact, spec: CompiledSpec, verdict: Verdict) -> dict:
@@ -66,13 +69,22 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
                "compile_seconds": sum(bucket.compile_seconds for bucket in spec.buckets)}
     if worst:
         metrics["smallest_margin"] = worst["margin"]
-    for result in verdict.results.values():  # per check kind, over the cases
+    cases, regression = validation_datasets(settings, spec, verdict)
+    metric_datasets = {key: cases.name for key in ("checks", "checks_passed", "cases", "smallest_margin")}
+    for result in verdict.results.values():  # per check kind, over the cases; the regression set's apart
+        on = regression if result.case == REGRESSION_CASE else cases
+        prefix = "regression." if on is regression else ""
         if result.observed is not None:
-            key = f"largest_difference.{result.check}"
+            key = f"{prefix}largest_difference.{result.check}"
             metrics[key] = max(metrics.get(key, 0.0), result.observed)
+            metric_datasets[key] = on.name
         if result.margin is not None:
-            key = f"smallest_margin.{result.check}"
+            key = f"{prefix}smallest_margin.{result.check}"
             metrics[key] = min(metrics.get(key, result.margin), result.margin)
+            metric_datasets[key] = on.name
+        if on is regression and "value" in result.details:  # an agreement share over the set's rows
+            metrics[f"regression.{result.check}"] = result.details["value"]
+            metric_datasets[f"regression.{result.check}"] = on.name
     if verdict.machine:
         params["validated.cpu"] = verdict.machine.get("model")
         params["validated.cpu_flags"] = ",".join(verdict.machine.get("flags", []))
@@ -87,7 +99,20 @@ def details(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> Version
                          f"{settings.uncompiled_model or settings.uncompiled_path}; a version is registered only "
                          f"after every validation check "
                          f"of its exact compiled artifact passed.")
-    return VersionDetails(description, {k: str(v) for k, v in params.items()}, metrics, model_description)
+    return VersionDetails(description, {k: str(v) for k, v in params.items()}, metrics, model_description,
+                          datasets=tuple(d for d in (cases, regression) if d is not None),
+                          metric_datasets={k: v for k, v in metric_datasets.items() if k in metrics})
+
+
+def validation_datasets(settings: Settings, spec: CompiledSpec, verdict: Verdict) -> tuple[Dataset, Dataset | None]:
+    """The cases and the regression set the verdict ran on, each bound to its content by a digest."""
+    rules = verdict.rules
+    cases = Dataset("validation-cases", fingerprint(rules.cases)[:DIGEST_LENGTH],
+                    f"{spec.uncompiled_version} (stored cases) + {Path(settings.cases_file).name}", len(rules.cases))
+    if rules.regression is None:
+        return cases, None
+    return cases, Dataset("regression-set", rules.regression["sha256"][:DIGEST_LENGTH], rules.regression["file"],
+                          rules.regression["rows"])
 
 
 def register(registry, settings: Settings, compiled: Artifact, spec: CompiledSpec, verdict: Verdict

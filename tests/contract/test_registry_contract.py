@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from mlcompile.errors import RegistryError
-from mlcompile.registry import VersionDetails
+from mlcompile.registry import Dataset, VersionDetails
 from mlcompile.registry.local import LocalRegistry
 from mlcompile.registry.mlflow import MlflowRegistry
 from mlcompile.registry.neptune import NeptuneRegistry
@@ -64,13 +64,21 @@ def test_register_then_fetch_files_card_metadata(registry, model, files, tmp_pat
     assert (dest / "validation" / "report.html").read_text() == "<html>report</html>"
 
 
-def test_a_version_keeps_its_description_parameters_and_metrics(registry, model, files):
+def test_a_version_keeps_its_description_parameters_metrics_and_datasets(registry, model, files):
+    cases, regression = (Dataset("validation-cases", "0" * 32, "KEYWORDS-TRAINED-1 (stored cases) + generic.json", 6),
+                         Dataset("regression-set", "f" * 32, "keywords-regression.jsonl", 200))
     details = VersionDetails("KEYWORDS-TRAINED-1 compiled by onnx; 28 of 28 checks passed",
                              {"backend": "onnx", "sequence_lengths": "16,256"},
-                             {"checks_passed": 28.0, "smallest_margin": 0.00093}, "what the model is")
+                             {"checks_passed": 28.0, "smallest_margin": 0.00093, "regression.keyword_agreement": 1.0,
+                              "compile_seconds": 9.5},
+                             "what the model is", datasets=(cases, regression),
+                             metric_datasets={"checks_passed": cases.name, "smallest_margin": cases.name,
+                                              "regression.keyword_agreement": regression.name})
     registry.register(PROJECT, model, files, CARD, {}, "fp-1", details)
     kept = registry.get_version(PROJECT, f"{model}-1").details
     assert (kept.description, kept.params, kept.metrics) == (details.description, details.params, details.metrics)
+    assert sorted(kept.datasets, key=lambda d: d.name) == [regression, cases]
+    assert kept.metric_datasets == details.metric_datasets  # compile_seconds: measured on no dataset
     registry.register(PROJECT, model, files, CARD, {}, "fp-2")  # details are optional
     assert registry.get_version(PROJECT, f"{model}-2").details.params == {}
 
@@ -179,3 +187,51 @@ def test_neptune_writes_through_the_real_client_in_debug_mode(files):
         assert version["sys/stage"].fetch() == "staging"
     finally:
         version.stop()
+
+
+def test_mlflow_registers_a_logged_model_with_its_datasets_and_linked_metrics(mlflow_server, model, files):
+    from mlflow import MlflowClient
+
+    cases = Dataset("validation-cases", "0" * 32, "KEYWORDS-TRAINED-1 (stored cases) + generic.json", 6)
+    details = VersionDetails("compiled", {"backend": "onnx"}, {"checks_passed": 28.0, "compile_seconds": 9.5},
+                             datasets=(cases,), metric_datasets={"checks_passed": cases.name})
+    registry = MlflowRegistry(mlflow_server, timeout=5, retries=0)
+    registry.register(PROJECT, model, files, {**CARD, "compiled": True}, {}, "fp-1", details)
+
+    client = MlflowClient(mlflow_server)
+    version = client.get_model_version(model, "1")
+    assert version.source.startswith("models:/m-")  # what MLflow's version page links as its model_id
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert logged.model_type == "mlcompile-compiled" and logged.source_run_id == version.run_id
+    assert logged.params == {"backend": "onnx"} and logged.status.to_int() == 2  # READY
+    linked = {m.key: (m.value, m.dataset_name, m.dataset_digest) for m in logged.metrics}
+    assert linked == {"checks_passed": (28.0, "validation-cases", "0" * 32), "compile_seconds": (9.5, None, None)}
+    [given] = client.get_run(version.run_id).inputs.dataset_inputs
+    assert (given.dataset.name, given.dataset.digest) == ("validation-cases", "0" * 32)
+    assert [(tag.key, tag.value) for tag in given.tags] == [("mlflow.data.context", "validation")]
+
+
+def test_mlflow_versions_registered_from_a_runs_files_still_download(mlflow_server, model, files, tmp_path):
+    """The layout before LoggedModels: the version's source is the run's `files/` folder."""
+    from mlflow import MlflowClient
+
+    from mlcompile.artifacts import hash_tree
+    from mlcompile.registry.mlflow import CHECKSUMS, FINGERPRINT_TAG, PROJECT_TAG
+
+    client = MlflowClient(mlflow_server)
+    run = client.create_run(client.create_experiment(f"old-layout-{model}"))
+    client.log_artifacts(run.info.run_id, str(files), "files")
+    client.log_dict(run.info.run_id, CARD, "model_card.json")
+    client.log_dict(run.info.run_id, hash_tree(files), CHECKSUMS)
+    client.create_registered_model(model, tags={PROJECT_TAG: PROJECT})
+    client.create_model_version(model, f"runs:/{run.info.run_id}/files", run.info.run_id, tags={FINGERPRINT_TAG: "fp-0"})
+
+    registry = MlflowRegistry(mlflow_server, timeout=5, retries=0)
+    old = registry.get_version(PROJECT, f"{model}-1")
+    assert old.card == CARD and old.fingerprint == "fp-0" and old.details.metric_datasets == {}
+    registry.download(PROJECT, f"{model}-1", tmp_path / "old")
+    assert (tmp_path / "old" / "validation" / "report.html").read_text() == "<html>report</html>"
+    new, created = registry.register(PROJECT, model, files, CARD, {}, "fp-1")  # the next one: a logged model
+    assert created and new.version_id == f"{model}-2"
+    registry.download(PROJECT, f"{model}-2", tmp_path / "new")
+    assert hash_tree(tmp_path / "new") == hash_tree(tmp_path / "old")

@@ -109,6 +109,20 @@ def its_page_says_what_produced_it(verdict: dict):
     assert metrics["cases"] == len(verdict["rules"]["cases"]) == 6  # the version's 3 stored, the file's 3
     assert 0 < metrics["smallest_margin"] <= metrics["smallest_margin.embedding"]
     assert 0 <= metrics["largest_difference.embedding"] < 1e-3  # within ATOL
+    # made from a LoggedModel: the version page shows its model_id, parameters and metrics, each metric
+    # linked to the dataset it was measured on, which the run lists as its input
+    assert version.source.startswith("models:/m-")
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert logged.source_run_id == version.run_id and logged.params["backend"] == "onnx"
+    inputs = {given.dataset.name: given.dataset for given in run.inputs.dataset_inputs}
+    assert json.loads(inputs["validation-cases"].profile)["num_rows"] == metrics["cases"]
+    linked = {metric.key: (metric.dataset_name, metric.dataset_digest) for metric in logged.metrics}
+    assert linked["checks_passed"] == ("validation-cases", inputs["validation-cases"].digest)
+    regression = verdict["rules"]["regression"]
+    if regression:
+        assert inputs["regression-set"].digest == regression["sha256"][:32]
+        assert all(linked[key] == ("regression-set", inputs["regression-set"].digest)
+                   for key in metrics if key.startswith("regression."))
 
 
 def free_port() -> int:

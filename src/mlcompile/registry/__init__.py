@@ -32,23 +32,50 @@ def split_version_id(version_id: str) -> tuple[str, int]:
 
 
 @dataclass(frozen=True)
+class Dataset:
+    """Data a version was validated on (the cases, the regression set): what MLflow logs as a dataset
+    input, so a metric can be traced to the data behind it. `digest` binds it to its content."""
+
+    name: str  # e.g. "validation-cases", "regression-set"
+    digest: str  # at most 36 characters (MLflow's limit)
+    source: str  # where it came from: a file name, a registry version
+    rows: int
+    context: str = "validation"
+
+    def as_record(self) -> dict:
+        return {"name": self.name, "digest": self.digest, "source": self.source, "rows": self.rows,
+                "context": self.context}
+
+
+@dataclass(frozen=True)
 class VersionDetails:
     """What a version's page shows besides its files: what produced it and how it was validated.
-    `model_description` describes the model (all its versions), where a registry has model pages (MLflow)."""
+    `model_description` describes the model (all its versions), where a registry has model pages (MLflow).
+    `metric_datasets` names, per metric, the dataset it was measured on (one of `datasets`)."""
 
     description: str = ""
     params: dict[str, str] = field(default_factory=dict)  # e.g. backend, shapes, library versions
     metrics: dict[str, float] = field(default_factory=dict)  # e.g. checks passed, smallest margin
     model_description: str = ""
+    datasets: tuple[Dataset, ...] = ()
+    metric_datasets: dict[str, str] = field(default_factory=dict)
+
+    def dataset_of(self, metric: str) -> Dataset | None:
+        name = self.metric_datasets.get(metric)
+        return next((dataset for dataset in self.datasets if dataset.name == name), None)
 
     def as_record(self) -> dict:
         """As a registry that stores JSON keeps it with the version."""
-        return {"description": self.description, "params": self.params, "metrics": self.metrics}
+        return {"description": self.description, "params": self.params, "metrics": self.metrics,
+                "datasets": [dataset.as_record() for dataset in self.datasets],
+                "metric_datasets": self.metric_datasets}
 
     @classmethod
     def from_record(cls, record: dict | None) -> "VersionDetails":
         record = record or {}
-        return cls(record.get("description", ""), dict(record.get("params", {})), dict(record.get("metrics", {})))
+        return cls(record.get("description", ""), dict(record.get("params", {})), dict(record.get("metrics", {})),
+                   datasets=tuple(Dataset(**dataset) for dataset in record.get("datasets", [])),
+                   metric_datasets=dict(record.get("metric_datasets", {})))
 
 
 @dataclass(frozen=True)

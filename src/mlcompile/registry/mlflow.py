@@ -1,10 +1,13 @@
 """MLflow's model registry (a server you run yourself, e.g. `make mlflow-server`).
 
 A model (`KEYWORDS-COMPILED`) is an MLflow registered model tagged with its project; a version
-(`KEYWORDS-COMPILED-3`) is MLflow model version 3, whose source is the `files/` artifact folder of a
-run in the experiment named after the project (for compiled versions an MLflow pyfunc model: see
-mlcompile.pyfunc). The run also holds `model_card.json` and `files.json` (sha256 per file, checked
-after every download), and the version's details as parameters, metrics and its note. Metadata, the
+(`KEYWORDS-COMPILED-3`) is MLflow model version 3, made from a LoggedModel (`models:/m-...`) that holds
+the version's files (for compiled versions an MLflow pyfunc model: see mlcompile.pyfunc) and was
+produced by a run in the experiment named after the project. The run also holds `model_card.json` and
+`files.json` (sha256 per file, checked after every download), the datasets the version was validated
+on as its inputs, and the version's details as parameters, metrics (also on the LoggedModel, each
+linked to its dataset) and its note. Versions registered before LoggedModels (source: the run's
+`files/` folder) still download and load. Metadata, the
 fingerprint and the link to the version it was made from are version tags; lifecycles are aliases
 (`staging`, `production`, `archived`), since MLflow deprecated stages.
 HTTP timeouts and retries (with backoff) come from REGISTRY_TIMEOUT and REGISTRY_RETRIES.
@@ -21,11 +24,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..artifacts import hash_tree
 from ..errors import RegistryError
-from . import LIFECYCLES, MODEL_CARD, VersionDetails, VersionInfo, copy_verified, split_version_id
+from . import LIFECYCLES, MODEL_CARD, Dataset, VersionDetails, VersionInfo, copy_verified, split_version_id
 
 CHECKSUMS = "files.json"
 PROJECT_TAG = "mlcompile.project"
 FINGERPRINT_TAG = "fingerprint"
+MODEL_TYPE = "mlcompile-compiled"  # the LoggedModel's type: search and compare compiled models by it
+UNCOMPILED_TYPE = "mlcompile-uncompiled"  # a trained version mlcompile registered (`mlcompile seed`, `import`)
+DATASET_SOURCE_TYPE = "mlcompile"  # where a validation dataset comes from: a file or a registry version
+BATCH = 100  # parameters per log_batch call (MLflow's limit)
 
 
 def redacted(uri: str) -> str:
@@ -34,6 +41,24 @@ def redacted(uri: str) -> str:
     host = parts.hostname or ""
     netloc = host + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)) if parts.netloc else uri
+
+
+def logged_model_id(version) -> str | None:
+    """MLflow 3's LoggedModel behind a version: its source is `models:/m-<id>` (the server leaves
+    `model_id` empty)."""
+    if getattr(version, "model_id", None):
+        return version.model_id
+    source = str(getattr(version, "source", "") or "")
+    found = source.removeprefix("models:/")
+    return found if source.startswith("models:/m-") and "/" not in found else None
+
+
+def _dataset(found) -> Dataset:
+    """A run's dataset input as mlcompile's Dataset."""
+    dataset = found.dataset
+    context = next((tag.value for tag in found.tags if tag.key == "mlflow.data.context"), "")
+    return Dataset(dataset.name, dataset.digest, json.loads(dataset.source).get("uri", dataset.source),
+                   json.loads(dataset.profile or "{}").get("num_rows", 0), context)
 
 
 class MlflowRegistry:
@@ -102,9 +127,19 @@ class MlflowRegistry:
         lifecycle = next((alias for alias in mv.aliases if alias in LIFECYCLES), "none")
         metadata = {k: v for k, v in mv.tags.items()}
         run = self._call(f"get the run of {model}-{mv.version}", lambda: self.client.get_run(mv.run_id))
-        details = VersionDetails(mv.description or "", dict(run.data.params), dict(run.data.metrics))
+        details = VersionDetails(mv.description or "", dict(run.data.params), dict(run.data.metrics),
+                                 datasets=tuple(_dataset(found) for found in run.inputs.dataset_inputs),
+                                 metric_datasets=self._metric_datasets(mv))
         return VersionInfo(project, model, f"{model}-{mv.version}", lifecycle, card, metadata, files,
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mv.creation_timestamp / 1000)), details)
+
+    def _metric_datasets(self, mv) -> dict[str, str]:
+        """Per metric of the version's LoggedModel, the dataset it was measured on."""
+        model_id = logged_model_id(mv)
+        if not model_id:  # registered from a run's files (before LoggedModels)
+            return {}
+        logged = self._call(f"get logged model {model_id}", lambda: self.client.get_logged_model(model_id))
+        return {metric.key: metric.dataset_name for metric in logged.metrics or [] if metric.dataset_name}
 
     def _model_version(self, project: str, version_id: str):
         model, number = split_version_id(version_id)
@@ -170,19 +205,31 @@ class MlflowRegistry:
         mv = self._model_version(project, version_id)
         version = self._info(project, split_version_id(version_id)[0], mv)
         with tempfile.TemporaryDirectory(prefix="mlcompile-mlflow-") as tmp:
-            self._call(f"download files of {version_id}", lambda: self.client.download_artifacts(mv.run_id, "files", tmp))
-            copy_verified(Path(tmp) / "files", version, dest)
+            copy_verified(self._download_files(version_id, mv, Path(tmp)), version, dest)
         return version
+
+    def _download_files(self, version_id: str, mv, tmp: Path) -> Path:
+        """The version's files: its LoggedModel's artifacts, or (registered from a run's `files/`, the
+        layout before LoggedModels) that folder of its run."""
+        model_id = logged_model_id(mv)
+        if model_id:
+            import mlflow.artifacts
+
+            logged = self._call(f"get the logged model of {version_id}", lambda: self.client.get_logged_model(model_id))
+            return Path(self._call(f"download files of {version_id}", lambda: mlflow.artifacts.download_artifacts(
+                artifact_uri=logged.artifact_location, dst_path=str(tmp), tracking_uri=self.uri)))
+        self._call(f"download files of {version_id}", lambda: self.client.download_artifacts(mv.run_id, "files", str(tmp)))
+        return tmp / "files"
 
     # writing -----------------------------------------------------------
     def register(
         self, project: str, model: str, files: Path, card: dict, metadata: dict, fingerprint: str,
         details: VersionDetails | None = None,
     ) -> tuple[VersionInfo, bool]:
-        """A run holding the files (an MLflow model when they have an MLmodel), the details as the run's
-        parameters, metrics and note, and a model version whose source is those files."""
-        from mlflow.entities import Metric, Param
-
+        """A run that produced a LoggedModel holding the files (an MLflow model when they have an MLmodel),
+        the datasets the details name as the run's inputs, the details as parameters (the run's and the
+        model's), metrics (linked to the model and to their dataset) and note, and a model version made
+        from that LoggedModel, so MLflow shows its `model_id`, metrics and parameters on the version."""
         details = details or VersionDetails()
         split_version_id(f"{model}-1")  # validates the model key
         existing = self.find_version(project, model, fingerprint)
@@ -194,25 +241,57 @@ class MlflowRegistry:
             run_tags["mlflow.note.content"] = details.description  # the run page's description
         run = self._call("create run", lambda: self.client.create_run(experiment_id, tags=run_tags))
         run_id = run.info.run_id
-        now = int(time.time() * 1000)
+        params = {key: str(value)[:6000] for key, value in details.params.items()}
+        logged = None
         try:
-            self._call("upload files", lambda: self.client.log_artifacts(run_id, str(files), "files"))
+            logged = self._call(f"create a logged model for {model}", lambda: self.client.create_logged_model(
+                experiment_id, name=model, source_run_id=run_id, params=params or None,
+                model_type=MODEL_TYPE if card.get("compiled") else UNCOMPILED_TYPE,
+                tags={PROJECT_TAG: project, FINGERPRINT_TAG: fingerprint}))
+            model_id = logged.model_id
+            self._call("upload files", lambda: self.client.log_model_artifacts(model_id, str(files)))
             self._call("upload card", lambda: self.client.log_dict(run_id, card, MODEL_CARD))
             self._call("upload checksums", lambda: self.client.log_dict(run_id, hash_tree(files), CHECKSUMS))
-            self._call("log parameters and metrics", lambda: self.client.log_batch(
-                run_id, metrics=[Metric(key, float(value), now, 0) for key, value in details.metrics.items()],
-                params=[Param(key, str(value)[:6000]) for key, value in details.params.items()]))
+            self._log_validation(run_id, model_id, details)
+            self._call("finish the logged model", lambda: self.client.finalize_logged_model(model_id, "READY"))
             self._ensure_model(project, model, details.model_description)
             tags = {**{k: str(v) for k, v in metadata.items()}, **self._lineage_tags(metadata),
                     FINGERPRINT_TAG: fingerprint}
             mv = self._call(f"create a version of {model}", lambda: self.client.create_model_version(
-                model, source=f"runs:/{run_id}/files", run_id=run_id, tags=tags, description=details.description))
+                model, source=f"models:/{model_id}", run_id=run_id, tags=tags, description=details.description,
+                model_id=model_id))
         except BaseException:
-            # Nothing was registered: the run keeps the partial upload, marked failed.
+            # Nothing was registered: the run and the logged model keep the partial upload, marked failed.
+            if logged is not None:
+                self._call("mark the logged model failed",
+                           lambda: self.client.finalize_logged_model(logged.model_id, "FAILED"))
             self._call("mark run failed", lambda: self.client.set_terminated(run_id, status="FAILED"))
             raise
         self._call("finish run", lambda: self.client.set_terminated(run_id))
         return self._info(project, model, mv), True
+
+    def _log_validation(self, run_id: str, model_id: str, details: VersionDetails) -> None:
+        """The datasets as the run's inputs, the parameters, and each metric on the run and the logged
+        model, linked to the dataset it was measured on."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
+
+        inputs = [DatasetInput(Dataset(d.name, d.digest, DATASET_SOURCE_TYPE, json.dumps({"uri": d.source}),
+                                       profile=json.dumps({"num_rows": d.rows})),
+                               [InputTag("mlflow.data.context", d.context)]) for d in details.datasets]
+        if inputs:
+            self._call("log datasets", lambda: self.client.log_inputs(run_id, datasets=inputs))
+        now = int(time.time() * 1000)
+
+        def metric(key: str, value: float) -> Metric:
+            dataset = details.dataset_of(key)
+            return Metric(key, float(value), now, 0, model_id=model_id, dataset_name=dataset and dataset.name,
+                          dataset_digest=dataset and dataset.digest)
+
+        metrics = [metric(key, value) for key, value in details.metrics.items()]
+        params = [Param(key, str(value)[:6000]) for key, value in details.params.items()]
+        for start in range(0, max(len(metrics), len(params), 1), BATCH):  # MLflow takes 1000 metrics, 100 params a call
+            self._call("log parameters and metrics", lambda start=start: self.client.log_batch(
+                run_id, metrics=metrics[start:start + BATCH], params=params[start:start + BATCH]))
 
     def _experiment_id(self, project: str) -> str:
         """The project's experiment, created if missing; another job creating it at the same moment (CI's
@@ -249,8 +328,8 @@ class MlflowRegistry:
         except MlflowException:  # elsewhere (another registry): name and number say what it was
             return tags
         tags["uncompiled_model_uri"] = f"models:/{model}/{number}"
-        if getattr(found, "model_id", None):
-            tags["uncompiled_logged_model_id"] = found.model_id
+        if logged_model_id(found):
+            tags["uncompiled_logged_model_id"] = logged_model_id(found)
         return tags
 
     def _ensure_model(self, project: str, model: str, description: str = "") -> None:

@@ -14,7 +14,7 @@ import yaml
 
 from ..errors import RegistryError, UnsupportedModel
 from ..registry import split_version_id
-from ..registry.mlflow import MlflowRegistry, redacted
+from ..registry.mlflow import MlflowRegistry, logged_model_id, redacted
 from . import MODEL_DIR, Fetched
 
 SUPPORTED_FLAVORS = ("transformers", "sentence_transformers")
@@ -28,16 +28,6 @@ def flavor_source(registry: MlflowRegistry, project: str, version_id: str) -> "F
     """The version as MLflow's flavor logged it, or None when mlcompile registered the model."""
     model, number = split_version_id(version_id)
     return None if registry.is_mlcompile_model(model) else FlavorSource(registry, model, number)
-
-
-def logged_model_id(version) -> str | None:
-    """MLflow 3's LoggedModel behind a version: its source is `models:/m-<id>` (the server leaves
-    `model_id` empty)."""
-    if getattr(version, "model_id", None):
-        return version.model_id
-    source = str(getattr(version, "source", "") or "")
-    found = source.removeprefix("models:/")
-    return found if source.startswith("models:/m-") and "/" not in found else None
 
 
 def input_example_texts(path: Path) -> list[str]:
