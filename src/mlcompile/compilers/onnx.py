@@ -190,15 +190,10 @@ class OnnxCompiler(Backend):
     def load(self, target: Path):
         import onnxruntime
 
-        options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.inter_op_num_threads = 1
-        # idle threads sleep instead of spinning: no CPU taken from other work between calls (measured: same speed)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-        session = onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+        from ..serving.sessions import session_options  # one definition: what serves is what was validated
+
+        session = onnxruntime.InferenceSession(str(target), session_options(self.threads),
+                                               providers=["CPUExecutionProvider"])
 
         def run(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             feed = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}

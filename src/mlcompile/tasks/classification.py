@@ -1,10 +1,11 @@
 """What the transformers classification tasks (text and token classification) share.
 
-The uncompiled pipeline is the transformers pipeline over the downloaded model. The compiled
-pipeline is the same transformers pipeline class, whose model is a `CompiledModel`: the model's
-config and call signature, computed by the compiled buckets. Pre- and post-processing (tokenizing,
-aggregating entities, softmax) are therefore the library's own on both sides, and only the model
-differs.
+The uncompiled pipeline is the transformers pipeline over the downloaded model. The compiled pipeline of
+an ONNX artifact is mlcompile.serving's (`ServedPipeline`): the artifact's tokenizer.json through the
+`tokenizers` library, the runner's routing and batching and transformers' post-processing ported to numpy,
+over the very executables the runner loaded; what is validated is what serves without torch or
+transformers. Other backends (and an artifact without tokenizer.json) keep the transformers pipeline class
+whose model is a `CompiledModel`: the model's config and call signature, computed by the compiled buckets.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .. import serving
 from ..batching import BucketedRunner
 from ..compilers import logger_at
 from . import CompiledPipeline, Pipeline, TaskFamily, load_tokenizer, model_max_length, uncompiled_text_info
@@ -96,6 +98,49 @@ class CompiledTransformersPipeline(TransformersPipeline, CompiledPipeline):
         self.runner = runner
 
 
+class ServedPipeline(CompiledPipeline):
+    """The compiled pipeline whose predictions come from mlcompile.serving; `runner` (a BucketedRunner over
+    the same executables) stays for the probes below the task level (invariance, coverage, tokenization)."""
+
+    def __init__(self, pipeline: "serving.ServingPipeline", runner: BucketedRunner):
+        self.serving = pipeline
+        self.runner = runner
+
+    def predict_many(self, texts: list[str], params: dict) -> list[dict[str, Any]]:
+        return self.serving.predict_many(list(texts), params)
+
+
+ONNX_EXECUTABLES = "mlcompile.compilers.onnx"  # the module of the functions OnnxCompiler.load returns
+
+
+def _numpy_executable(module):
+    """A runner's executable `(torch ids, torch mask) -> torch tensor` as serving's numpy one (no copies:
+    the ONNX executable hands the same arrays to its session)."""
+
+    def run(input_ids, attention_mask):
+        return module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask)).numpy()
+
+    return run
+
+
+def served(task: str, runner: BucketedRunner, model_dir: Path) -> tuple["serving.ServingPipeline | None", str | None]:
+    """mlcompile.serving's pipeline over the runner's executables, or None and why it does not serve them."""
+    executables = [*runner.modules.values(), *runner.single.values()]
+    if not all(getattr(e, "__module__", None) == ONNX_EXECUTABLES for e in executables):
+        return None, "not ONNX executables: mlcompile.serving runs ONNX artifacts"
+    try:
+        pipeline = serving.build(task, model_dir / "tokenizer", model_dir / "config",
+                                 {length: _numpy_executable(m) for length, m in runner.modules.items()},
+                                 runner.batch_size, runner.dynamic,
+                                 {length: _numpy_executable(m) for length, m in runner.single.items()},
+                                 runner.batch_tokens)
+    except serving.ServingUnsupported as exc:
+        return None, str(exc)
+    if pipeline.runner.lengths != runner.lengths:
+        return None, f"serving's compiled lengths {pipeline.runner.lengths} are not the runner's {runner.lengths}"
+    return pipeline, None
+
+
 class ClassificationTask(TaskFamily):
     """A transformers `AutoModelFor...` classifier behind a transformers pipeline."""
 
@@ -140,7 +185,21 @@ class ClassificationTask(TaskFamily):
 
         return TransformersPipeline(self, hf_pipeline, text_info)
 
-    def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledTransformersPipeline:
+    def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledPipeline:
+        """mlcompile.serving's pipeline for ONNX executables; otherwise (another backend, or no tokenizer.json
+        in the artifact) the transformers pipeline over a CompiledModel, which says why (`serving_fallback`)."""
+        pipeline, reason = served(self.name, runner, model_dir)
+        if pipeline is not None:
+            return ServedPipeline(pipeline, runner)
+        if not reason.startswith("not ONNX"):
+            logging.getLogger(__name__).warning("the compiled ONNX model runs in the transformers pipeline, not "
+                                                "mlcompile.serving: %s", reason)
+        fallback = self.transformers_compiled(runner, model_dir, card)
+        fallback.serving_fallback = reason
+        return fallback
+
+    def transformers_compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledTransformersPipeline:
+        """The transformers pipeline class whose model is a CompiledModel over the runner."""
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(str(model_dir / "config"), local_files_only=True)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from transformers import TextClassificationPipeline
 
+from ..serving import text_classification as serving
 from . import SEQUENCE_CLASSIFIER
 from .classification import ClassificationTask
-
-MULTI_LABEL = "multi_label_classification"
-MULTI_LABEL_THRESHOLD = 0.5  # a label applies when its sigmoid score is above this
 
 
 class TextClassificationTask(ClassificationTask):
@@ -31,14 +29,9 @@ class TextClassificationTask(ClassificationTask):
         return {"top_k": None, "truncation": True}
 
     def convert(self, text: str, output, config) -> dict:
-        scores = {item["label"]: float(item["score"]) for item in output}
+        """The uncompiled pipeline's output as a prediction: the conversion mlcompile.serving makes."""
         labels = [config.id2label[i] for i in range(len(config.id2label))]
-        probabilities = {label: scores[label] for label in labels}
-        if getattr(config, "problem_type", None) == MULTI_LABEL:
-            chosen = [label for label in labels if scores[label] > MULTI_LABEL_THRESHOLD]
-            return {"label": chosen, "probabilities": probabilities}
-        best = max(scores, key=scores.get)
-        return {"label": best, "score": scores[best], "probabilities": probabilities}
+        return serving.prediction(output, labels, getattr(config, "problem_type", None))
 
     def task_output(self, prediction: dict) -> str | list[str]:
         return prediction["label"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from transformers import TokenClassificationPipeline
 
+from ..serving import token_classification as serving
 from . import TOKEN_CLASSIFIER
 from .classification import ClassificationTask
 
@@ -26,7 +27,7 @@ class TokenClassificationWithLogits(TokenClassificationPipeline):
 class TokenClassificationTask(ClassificationTask):
     name = "token-classification"
     model_kind = TOKEN_CLASSIFIER
-    default_params = {"aggregation_strategy": "simple"}
+    default_params = {"aggregation_strategy": serving.SIMPLE}  # mlcompile.serving's default too
     auto_model = "AutoModelForTokenClassification"
     token_level = True
     task_output_check = "entities"
@@ -39,12 +40,8 @@ class TokenClassificationTask(ClassificationTask):
         return {"aggregation_strategy": params.get("aggregation_strategy", self.default_params["aggregation_strategy"])}
 
     def convert(self, text: str, output, config) -> dict:
-        entities = [
-            {"label": e.get("entity_group", e.get("entity")), "start": int(e["start"]), "end": int(e["end"]),
-             "text": text[int(e["start"]):int(e["end"])], "score": float(e["score"])}
-            for e in output["entities"]
-        ]
-        return {"entities": entities, "logits": output["logits"].tolist()}
+        """The uncompiled pipeline's output as a prediction: the conversion mlcompile.serving makes."""
+        return serving.prediction(text, output["entities"], output["logits"])
 
     def task_output(self, prediction: dict) -> list:
         return [[e["label"], e["start"], e["end"], e["text"]] for e in prediction["entities"]]
