@@ -33,6 +33,14 @@ def cpu_description() -> dict:
     """The CPU model, architecture, numerics flags, torch's kernel capability and logical CPUs."""
     import torch
 
+    found = cpu()
+    return {"model": found["model"], "machine": found["machine"], "flags": found["flags"],
+            "torch_capability": torch.backends.cpu.get_cpu_capability(), "logical_cpus": found["logical_cpus"]}
+
+
+def cpu() -> dict:
+    """The CPU model, architecture, numerics flags and logical CPUs, read without torch: a registered
+    version's loader checks its verdict with it in a serving environment that has no torch."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         for line in CPUINFO.read_text().splitlines():
@@ -44,7 +52,7 @@ def cpu_description() -> dict:
     except OSError:
         pass
     return {"model": model, "machine": platform.machine(), "flags": [f for f in NUMERIC_FLAGS if f in flags],
-            "torch_capability": torch.backends.cpu.get_cpu_capability(), "logical_cpus": os.cpu_count()}
+            "logical_cpus": os.cpu_count()}
 
 
 def describe() -> dict:
@@ -63,7 +71,7 @@ def mismatch(validated: dict | None, precision: str, here: dict | None = None) -
     reduced-precision artifact on a CPU that lacks a numerics flag the validating CPU had."""
     if precision == "fp32" or not validated:
         return None
-    here = here or cpu_description()
+    here = here or cpu()
     lacking = [flag for flag in validated.get("flags", []) if flag not in here["flags"]]
     if not lacking:
         return None
