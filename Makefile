@@ -10,10 +10,10 @@ STAMP := $(VENV)/.installed
 WORKERS ?= 2
 
 .PHONY: install deps seed run download compile validate upload test test-unit test-integration test-functional \
-        list bench bench-overhead bench-growth mlflow-server clean help lock test-neuron-profile lint
+        list bench bench-overhead bench-growth mlflow-server webhook clean help lock test-neuron-profile lint
 
 help:
-	@echo "make install | run | test | lint | bench | mlflow-server | seed | download | compile | validate | upload | list | clean"
+	@echo "make install | run | test | lint | bench | mlflow-server | webhook | seed | download | compile | validate | upload | list | clean"
 	@echo "make projects.build|unit|integration|functional|run/<project> COMPONENT=compile [RUNNER=local|docker]"
 	@echo "make projects.run/<project> COMPONENT=compile TASK=download-model|compile-model|validate-model|upload-model"
 	@echo "make projects.run/<project> COMPONENT=compile DOWNLOAD=true COMPILE=true TEST=true UPLOAD=true"
@@ -188,14 +188,28 @@ endif
 list: install
 	$(MLCOMPILE) list
 
-# A real MLflow tracking server for REGISTRY=mlflow: sqlite store and artifacts under $(MLFLOW_DATA).
+# A real MLflow tracking server for REGISTRY=mlflow: sqlite store and artifacts under $(MLFLOW_DATA). Registry
+# webhooks may post to a receiver on this host or network (`make webhook`: http, private addresses); MLflow
+# encrypts the webhooks' secrets with a key kept in $(MLFLOW_DATA)/webhook-secret.key (so they survive a restart)
+# and rereads its webhooks every 5 s (MLflow's default: 60 s).
 MLFLOW_PORT ?= 5000
 MLFLOW_DATA ?= mlflow-data
+MLFLOW_WEBHOOK_ENV ?= MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true MLFLOW_WEBHOOK_CACHE_TTL=5
 mlflow-server: install
 	mkdir -p $(MLFLOW_DATA)
+	test -s $(MLFLOW_DATA)/webhook-secret.key || (umask 077 && $(BIN)/python -c \
+		'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' > $(MLFLOW_DATA)/webhook-secret.key)
+	$(MLFLOW_WEBHOOK_ENV) MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY="$$(cat $(MLFLOW_DATA)/webhook-secret.key)" \
 	$(BIN)/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
 		--backend-store-uri sqlite:///$(abspath $(MLFLOW_DATA))/mlflow.db \
 		--artifacts-destination $(abspath $(MLFLOW_DATA))/artifacts
+
+# Compile when a version is registered: the webhook receiver (mlcompile webhook serve) for PROJECT, compiling each
+# new version of its UNCOMPILED_MODEL (REGISTRY=mlflow, MLFLOW_TRACKING_URI and WEBHOOK_SECRET from the environment;
+# `mlcompile webhook create --url http://127.0.0.1:$(WEBHOOK_PORT)/` once, with the same secret).
+WEBHOOK_PORT ?= 8765
+webhook: install
+	$(MLCOMPILE) webhook serve --port $(WEBHOOK_PORT)
 
 # Throughput of each compiled backend against the uncompiled pipeline, side by side (PROJECT=...).
 bench: seed
@@ -228,6 +242,15 @@ test: install
 
 test-unit test-integration test-functional: install
 	$(PYTEST) tests -m $(subst test-,,$@) -p no:cacheprovider
+
+# A registered model in fresh environments MLflow builds from the model's own requirements (uv), and the
+# table of those environments' build times and sizes beside the uncompiled models' libraries.
+.PHONY: test-serving serving-sizes
+test-serving: install
+	$(PYTEST) tests -m serving_env -p no:cacheprovider
+
+serving-sizes: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m tests.serving_env
 
 # The unit and integration suites on the Neuron profile's torch, in a venv of their own (CI runs this).
 test-neuron-profile:

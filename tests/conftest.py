@@ -307,6 +307,19 @@ def pytest_configure(config):
         config.stash[SHARED] = Path(tempfile.mkdtemp(prefix="mlcompile-tests-"))
 
 
+ON_REQUEST = "serving_env"  # builds fresh environments (minutes): `make test-serving` runs it, `make test` does not
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked serving_env run only when `-m` names the marker; otherwise they are deselected."""
+    if ON_REQUEST in (config.getoption("markexpr") or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker(ON_REQUEST) is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
     node.workerinput[SHARED_OPTION] = str(node.config.stash[SHARED])
@@ -332,13 +345,24 @@ def mlflow_server(pytestconfig) -> str:
                     [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
                      "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",
                      "--artifacts-destination", str(data / "artifacts")],
-                    stdout=log, stderr=subprocess.STDOUT, cwd=data, start_new_session=True,
+                    stdout=log, stderr=subprocess.STDOUT, cwd=data, start_new_session=True, env=mlflow_server_env(),
                 )
             (data / "pid").write_text(str(server.pid))
             uri = f"http://127.0.0.1:{port}"
             _wait_healthy(uri, server, data / "server.log")
             (data / "uri").write_text(uri)
     return (data / "uri").read_text()
+
+
+def mlflow_server_env() -> dict:
+    """As `make mlflow-server`: registry webhooks may post to a receiver on 127.0.0.1 over http, their secrets
+    are stored encrypted with a key of this run, and the server rereads its webhooks every second (60 s by
+    default: a webhook created just after another test's registration would wait that long)."""
+    import base64
+
+    return {**os.environ, "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "MLFLOW_WEBHOOK_CACHE_TTL": "1"}
 
 
 def _wait_healthy(uri: str, server: subprocess.Popen, log: Path) -> None:

@@ -128,9 +128,48 @@ def _predict(args) -> int:
 
 
 def _settings(args) -> int:
+    from typing import get_args
+
+    from pydantic import SecretStr
+
     settings = load_settings()
+    fields = type(settings).model_fields
     for key, value in settings.model_dump().items():
-        print(f"{key.upper()}={value if key != 'neptune_api_token' else ('<set>' if value else '<not set>')}")
+        annotation = fields[key].annotation
+        secret = SecretStr in (annotation, *get_args(annotation))  # NEPTUNE_API_TOKEN, WEBHOOK_SECRET, ...
+        print(f"{key.upper()}={('<set>' if value else '<not set>') if secret else value}")
+    return 0
+
+
+def _webhook_serve(args) -> int:
+    import logging
+
+    from . import webhooks
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    webhooks.serve(load_settings(), args.host, args.port, args.project)
+    return 0
+
+
+def _webhook_create(args) -> int:
+    from . import webhooks
+    from .registry import location
+
+    settings = load_settings()
+    webhook, created = webhooks.create_webhook(settings, args.url, args.name)
+    print(f"{'created' if created else 'updated'} webhook {webhook.name!r} (id {webhook.webhook_id}) in MLflow at "
+          f"{location(settings)}: {webhooks.EVENT} -> {webhook.url}, signed with WEBHOOK_SECRET; receive it with "
+          f"`mlcompile webhook serve`")
+    return 0
+
+
+def _webhook_delete(args) -> int:
+    from . import webhooks
+    from .registry import location
+
+    settings = load_settings()
+    deleted = webhooks.delete_webhook(settings, args.name)
+    print(f"deleted {deleted} webhook(s) named {args.name!r} in MLflow at {location(settings)}")
     return 0
 
 
@@ -180,6 +219,22 @@ def command_line() -> argparse.ArgumentParser:
     predict.set_defaults(func=_predict)
     sub.add_parser("list", help="list the project's uncompiled and compiled versions").set_defaults(func=_list)
     sub.add_parser("settings", help="print the resolved settings (secrets hidden)").set_defaults(func=_settings)
+    webhook = sub.add_parser("webhook", help="compile when a version is registered: MLflow registry webhooks")
+    hooks = webhook.add_subparsers(dest="webhook_command", required=True)
+    serve = hooks.add_parser("serve", help="receive MLflow's signed model_version.created deliveries and compile "
+                                           "each new version of a served project's UNCOMPILED_MODEL (WEBHOOK_DISPATCH)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765)")
+    serve.add_argument("--project", action="append", help="a project to serve (repeatable; default: PROJECT)")
+    serve.set_defaults(func=_webhook_serve)
+    create = hooks.add_parser("create", help="create (or update, by name) the MLflow webhook posting "
+                                             "model_version.created to the receiver, signed with WEBHOOK_SECRET")
+    create.add_argument("--url", required=True, help="the receiver's URL, e.g. http://127.0.0.1:8765/")
+    create.add_argument("--name", default="mlcompile", help="the webhook's name in MLflow (default: mlcompile)")
+    create.set_defaults(func=_webhook_create)
+    delete = hooks.add_parser("delete", help="delete the MLflow webhook of that name")
+    delete.add_argument("--name", default="mlcompile", help="the webhook's name in MLflow (default: mlcompile)")
+    delete.set_defaults(func=_webhook_delete)
     return parser
 
 

@@ -122,6 +122,17 @@ class Settings(BaseSettings):
     # (read from the environment where it loads, also without a project: mlcompile.machine)
     machine_mismatch: Literal["warn", "refuse"] = "warn"
 
+    # Compile when a version is registered (mlcompile.webhooks): the secret MLflow signs its webhook deliveries
+    # with, and where a delivered version is compiled: here (`mlcompile run` in a subprocess) or in CI (a
+    # workflow_dispatch of .github/workflows/compile.yaml in WEBHOOK_GITHUB_REPOSITORY at WEBHOOK_GITHUB_REF,
+    # with a token that may run workflows; WEBHOOK_GITHUB_API for GitHub Enterprise).
+    webhook_secret: SecretStr | None = None
+    webhook_dispatch: Literal["local", "github"] = "local"
+    webhook_github_repository: str | None = None  # owner/name
+    webhook_github_ref: str = "main"
+    webhook_github_token: SecretStr | None = None
+    webhook_github_api: str = "https://api.github.com"
+
     @model_validator(mode="before")
     @classmethod
     def _defaults_from_other_settings(cls, values):
@@ -295,7 +306,7 @@ def load_settings(**overrides) -> Settings:
 
 
 def _shown(var: str, value: str | None, source: str) -> str:
-    shown = "<hidden>" if var.endswith("TOKEN") else repr(value)
+    shown = "<hidden>" if var.endswith(("TOKEN", "SECRET", "PASSWORD")) else repr(value)
     return f"{var}={shown} ({source})"
 
 

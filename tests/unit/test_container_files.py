@@ -1,6 +1,7 @@
 """No Docker engine runs here: the Dockerfile, compose files and CI workflow are read, linted (hadolint,
 actionlint with shellcheck, the compose schema) and cross-checked; each check is shown failing on a broken copy."""
 
+import json
 import os
 import re
 import shutil
@@ -113,6 +114,32 @@ def test_the_workflow_compiles_for_neuron_on_a_cpu_runner_and_validates_on_an_in
     uploaded = next(step for step in compile_job["steps"] if "upload-artifact" in step.get("uses", ""))
     downloaded = next(step for step in validate_job["steps"] if "download-artifact" in step.get("uses", ""))
     assert uploaded["with"]["name"] == downloaded["with"]["name"] and "outputs/compile/" in uploaded["with"]["path"]
+
+
+def test_a_dispatched_version_runs_only_the_compile_version_job_for_exactly_that_version():
+    from pydantic import SecretStr
+
+    from mlcompile.webhooks import GitHubDispatch, Job
+
+    workflow = yaml.safe_load((REPO / ".github/workflows/compile.yaml").read_text())
+    inputs = workflow[True]["workflow_dispatch"]["inputs"]  # YAML 1.1 reads the key `on` as true
+    assert {name: spec["type"] for name, spec in inputs.items()} == {"project": "string", "model": "string",
+                                                                     "version": "string"}
+    # what the webhook receiver dispatches is what the workflow takes
+    request = GitHubDispatch("o/r", "main", SecretStr("t")).request(Job("ner", "NER-TRAINED", 3, "d"))
+    assert request.full_url.endswith("/actions/workflows/compile.yaml/dispatches")
+    assert set(json.loads(request.data)["inputs"]) == set(inputs)
+    jobs = workflow["jobs"]
+    job = jobs["compile-version"]
+    assert job["if"] == "github.event_name == 'workflow_dispatch' && inputs.version != ''"
+    assert jobs["test"]["if"] == "${{ !inputs.version }}"  # every other job needs test, so is skipped with it
+    assert all(jobs[name].get("needs") for name in jobs if name not in ("test", "compile-version"))
+    assert {key: job["env"][key] for key in ("PROJECT", "UNCOMPILED_MODEL", "UNCOMPILED_WITH_ID", "REGISTRY")} == {
+        "PROJECT": "${{ inputs.project }}", "UNCOMPILED_MODEL": "${{ inputs.model }}",
+        "UNCOMPILED_WITH_ID": "${{ inputs.model }}-${{ inputs.version }}", "REGISTRY": "mlflow"}
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert ".venv/bin/mlcompile run" in runs and not any("seed" in run or "projects.run" in run for run in runs)
+    assert "${{ inputs.version }}" in workflow["concurrency"]["group"]  # dispatches never cancel each other's
 
 
 def test_hadolint_actionlint_and_the_compose_schema_pass():
