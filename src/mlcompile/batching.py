@@ -13,10 +13,9 @@ from typing import Callable, Sequence
 
 import torch
 
+from .serving.runner import Batching
+
 CompiledFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-# Rows per batch of a dynamic-shape model at most, however short they are (measured on all-MiniLM-L6-v2,
-# 2 threads: 1,195 candidate words in batches of 8 took 1.00 s, of 64 0.62 s, of 200 0.70 s).
-MAX_DYNAMIC_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -30,31 +29,18 @@ class TextInfo:
         return {"tokens": self.tokens, "bucket": self.bucket, "kept": self.kept, "truncated": self.truncated}
 
 
-class BucketedRunner:
+class BucketedRunner(Batching):
+    """The compiled modules (torch tensors in and out) over texts; which texts share a batch and which
+    length serves it is `Batching`'s, the same plan mlcompile.serving runs."""
+
     def __init__(self, tokenizer, modules: dict[int, CompiledFn], batch_size: int, token_level: bool = False,
                  dynamic: bool = False, single: dict[int, CompiledFn] | None = None, batch_tokens: int | None = None):
-        if not modules:
-            raise ValueError("no compiled buckets")
-        if dynamic and len(modules) != 1:
-            raise ValueError("a dynamic-shape model is one module, keyed by its maximum length")
+        super().__init__(list(modules), batch_size, dynamic, batch_tokens)
         self.tokenizer = tokenizer
         self.modules = dict(sorted(modules.items()))
-        self.lengths = list(self.modules)
-        self.batch_size = batch_size
         self.token_level = token_level  # outputs per token (B, L, ...) rather than per text (B, ...)
-        # A dynamic-shape model takes any (batch, length): batches are padded to their longest row only.
-        self.dynamic = dynamic
         # Static modules compiled for batch 1, per length: a lone text needs no filler rows.
         self.single = dict(single or {})
-        # A dynamic-shape model's batches by tokens (rows x padded length), not rows; None: batch_size rows.
-        self.batch_tokens = batch_tokens if dynamic else None
-
-    @property
-    def max_length(self) -> int:
-        return self.lengths[-1]
-
-    def bucket_for(self, n_tokens: int) -> int:
-        return next((length for length in self.lengths if length >= n_tokens), self.max_length)
 
     def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
         """Token ids truncated to the largest bucket, and the untruncated token counts."""
@@ -68,30 +54,6 @@ class BucketedRunner:
             for i, ids in zip(long, cut):
                 full[i] = ids
         return full, counts
-
-    def _fits(self, members: list[int], length: int) -> bool:
-        """Another row, padded to `length` like the batch, still fits the batch."""
-        if self.batch_tokens is None:
-            return len(members) < self.batch_size
-        return len(members) < MAX_DYNAMIC_ROWS and (len(members) + 1) * length <= self.batch_tokens
-
-    def _batches(self, lengths: list[int], forced: int | None = None) -> list[tuple[int, list[int]]]:
-        """Groups of indices sorted by length, each within one bucket and at most batch_size rows (or,
-        for a dynamic-shape model, batch_tokens tokens)."""
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-        batches: list[tuple[int, list[int]]] = []
-        for i in order:
-            bucket = self.bucket_for(lengths[i])
-            if forced is not None and forced >= lengths[i]:
-                bucket = forced
-            padded = forced if forced is not None and forced >= lengths[i] else lengths[i]
-            if batches and batches[-1][0] == bucket and self._fits(batches[-1][1], padded if self.dynamic else bucket):
-                batches[-1][1].append(i)
-            else:
-                batches.append((bucket, [i]))
-        if self.dynamic and forced is None:
-            return [(max(lengths[i] for i in members), members) for _, members in batches]
-        return batches
 
     def _pad(self, rows: list[list[int]], length: int) -> tuple[torch.Tensor, torch.Tensor]:
         pad_id = self.tokenizer.pad_token_id or 0
@@ -111,8 +73,7 @@ class BucketedRunner:
         return [self._info(n) for n in counts]
 
     def _info(self, tokens: int, bucket: int | None = None) -> TextInfo:
-        own = min(tokens, self.max_length) if self.dynamic else self.bucket_for(tokens)
-        return TextInfo(tokens, bucket or own, min(tokens, self.max_length), tokens > self.max_length)
+        return TextInfo(**self.text_info(tokens, bucket))
 
     @torch.inference_mode()
     def run(self, texts: Sequence[str], bucket: int | None = None) -> tuple[list[torch.Tensor], list[TextInfo]]:
@@ -154,7 +115,7 @@ class BucketedRunner:
             raise ValueError(f"a row of {max(used)} tokens is longer than the largest bucket ({self.max_length})")
         outputs: list[torch.Tensor | None] = [None] * len(ids)
         served = [0] * len(ids)
-        for length, members in self._batches(used, bucket):
+        for length, members in self.batches(used, bucket):
             input_ids, attention_mask = self._pad([list(ids[i]) for i in members], length)
             key, module = self._module(length, len(members))
             result = module(input_ids, attention_mask)
