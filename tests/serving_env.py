@@ -87,6 +87,37 @@ def predict(model: Path, texts: list[str], params: dict | None, workdir: Path, e
     return json.loads((workdir / "output.json").read_text())["predictions"]
 
 
+def served(model: str, texts: list[str], env_manager: str, env: dict, seconds: float) -> list[dict]:
+    """`mlflow models serve -m model --env-manager ...` on a free port, asked once for `texts` (waiting at most
+    `seconds` for it to answer /ping); the server and the scoring process it starts are stopped after."""
+    import signal
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", model, "--env-manager", env_manager,
+                               "-h", "127.0.0.1", "-p", str(port), "-w", "1"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
+                time.sleep(0.5)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", headers={"Content-Type": "application/json"},
+            data=json.dumps({"dataframe_records": [{"text": text} for text in texts]}).encode())
+        return json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 def uncompiled_env(packages: list[str], dest: Path) -> tuple[Path, float]:
     """A venv with the uncompiled model's libraries at the project's pins (constraints.txt; torch the CPU
     build pip finds, here the local wheel), as a fresh serving env of the uncompiled model would need."""

@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +16,7 @@ from mlcompile.artifacts import read_json
 from mlcompile.registry.mlflow import MlflowRegistry
 
 from ..conftest import FEW_CASES
+from ..serving_env import BIN, served
 
 
 pytestmark = pytest.mark.integration
@@ -125,36 +121,9 @@ def its_page_says_what_produced_it(verdict: dict):
                    for key in metrics if key.startswith("regression."))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def mlflow_models_serve_answers_a_case(compiled, card_params):
-    port = free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    server = subprocess.Popen([str(mlflow), "models", "serve", "-m", f"models:/{MODEL}@staging", "--env-manager",
-                               "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-                              # MLflow starts `uvicorn` from PATH: the venv's
-                              env={**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{mlflow.parent}:{os.environ['PATH']}"},
-                              stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
-                time.sleep(0.5)
-        text = read_json(FEW_CASES)[0]["text"]
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", data=json.dumps({"dataframe_records": [{"text": text}]}).encode(),
-            headers={"Content-Type": "application/json"})
-        [answer] = json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    text = read_json(FEW_CASES)[0]["text"]
+    # MLflow starts `uvicorn` from PATH: the venv's
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    [answer] = served(f"models:/{MODEL}@staging", [text], "local", env, 90)
     assert_same_predictions(answer, compiled.predict(text, card_params))

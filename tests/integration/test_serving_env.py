@@ -7,20 +7,14 @@ serving_env); `make test` deselects it (tests/conftest.py)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import time
-import urllib.request
 
 import pytest
 
 from mlcompile import pyfunc
 from mlcompile.artifacts import read_json
 
-from ..conftest import free_port
-from ..serving_env import BIN, distributions, importable, predict, prepare_env, size_mb, tool_env
+from ..serving_env import distributions, importable, predict, prepare_env, served, size_mb, tool_env
 
 pytestmark = pytest.mark.serving_env
 MODELS = {"ner": "NER", "sentiment": "SEN"}
@@ -54,28 +48,6 @@ def test_an_onnx_classifier_serves_from_its_own_requirements_without_torch(
     expected = json.loads(json.dumps(validated.predict(TEXTS[project], params)))
     assert predict(files, TEXTS[project], params, tmp_path, tmp_path / "envs") == expected
     if project == "sentiment":
-        assert served(files, TEXTS[project], tmp_path / "envs") == expected
+        # `mlflow models serve` finds the env prepare_env built
+        assert served(str(files), TEXTS[project], "uv", tool_env(tmp_path / "envs"), 180) == expected
 
-
-def served(files, texts: list[str], env_root) -> list[dict]:
-    """`mlflow models serve --env-manager uv` (the env prepare_env built, found again), asked once."""
-    port = free_port()
-    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", str(files), "--env-manager", "uv",
-                               "-h", "127.0.0.1", "-p", str(port), "-w", "1"], env=tool_env(env_root),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
-                time.sleep(0.5)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", headers={"Content-Type": "application/json"},
-            data=json.dumps({"dataframe_records": [{"text": text} for text in texts]}).encode())
-        return json.loads(urllib.request.urlopen(request, timeout=60).read())["predictions"]
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and the scoring process it started
-        server.wait(timeout=30)
