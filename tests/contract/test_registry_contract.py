@@ -204,6 +204,7 @@ def test_mlflow_registers_a_logged_model_with_its_datasets_and_linked_metrics(ml
     logged = client.get_logged_model(version.source.removeprefix("models:/"))
     assert logged.model_type == "mlcompile-compiled" and logged.source_run_id == version.run_id
     assert logged.params == {"backend": "onnx"} and logged.status.to_int() == 2  # READY
+    assert logged.tags["mlflow.note.content"] == "compiled"  # its page's description
     linked = {m.key: (m.value, m.dataset_name, m.dataset_digest) for m in logged.metrics}
     assert linked == {"checks_passed": (28.0, "validation-cases", "0" * 32), "compile_seconds": (9.5, None, None)}
     [given] = client.get_run(version.run_id).inputs.dataset_inputs

@@ -33,6 +33,7 @@ MODEL_TYPE = "mlcompile-compiled"  # the LoggedModel's type: search and compare 
 UNCOMPILED_TYPE = "mlcompile-uncompiled"  # a trained version mlcompile registered (`mlcompile seed`, `import`)
 DATASET_SOURCE_TYPE = "mlcompile"  # where a validation dataset comes from: a file or a registry version
 BATCH = 100  # parameters per log_batch call (MLflow's limit)
+NOTE_TAG = "mlflow.note.content"  # a run's or a logged model's description in MLflow's pages
 
 
 def redacted(uri: str) -> str:
@@ -238,7 +239,7 @@ class MlflowRegistry:
         experiment_id = self._experiment_id(project)
         run_tags = {"mlflow.runName": model}
         if details.description:
-            run_tags["mlflow.note.content"] = details.description  # the run page's description
+            run_tags[NOTE_TAG] = details.description  # the run page's description
         run = self._call("create run", lambda: self.client.create_run(experiment_id, tags=run_tags))
         run_id = run.info.run_id
         params = {key: str(value)[:6000] for key, value in details.params.items()}
@@ -247,7 +248,8 @@ class MlflowRegistry:
             logged = self._call(f"create a logged model for {model}", lambda: self.client.create_logged_model(
                 experiment_id, name=model, source_run_id=run_id, params=params or None,
                 model_type=MODEL_TYPE if card.get("compiled") else UNCOMPILED_TYPE,
-                tags={PROJECT_TAG: project, FINGERPRINT_TAG: fingerprint}))
+                tags={PROJECT_TAG: project, FINGERPRINT_TAG: fingerprint,
+                      **({NOTE_TAG: details.description} if details.description else {})}))
             model_id = logged.model_id
             self._call("upload files", lambda: self.client.log_model_artifacts(model_id, str(files)))
             self._call("upload card", lambda: self.client.log_dict(run_id, card, MODEL_CARD))
