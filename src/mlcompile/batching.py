@@ -34,8 +34,10 @@ class BucketedRunner(Batching):
     length serves it is `Batching`'s, the same plan mlcompile.serving runs."""
 
     def __init__(self, tokenizer, modules: dict[int, CompiledFn], batch_size: int, token_level: bool = False,
-                 dynamic: bool = False, single: dict[int, CompiledFn] | None = None, batch_tokens: int | None = None):
+                 dynamic: bool = False, single: dict[int, CompiledFn] | None = None, batch_tokens: int | None = None,
+                 backend: str | None = None):
         super().__init__(list(modules), batch_size, dynamic, batch_tokens)
+        self.backend = backend  # the backend that compiled the modules (None: not a compiled artifact's)
         self.tokenizer = tokenizer
         self.modules = dict(sorted(modules.items()))
         self.token_level = token_level  # outputs per token (B, L, ...) rather than per text (B, ...)

@@ -206,7 +206,8 @@ def runner(compiler, buckets: list[Bucket], root: Path, tokenizer, batch_size: i
     modules = {b.length: executable(b.file, b.method) for b in buckets}
     single = {b.length: executable(b.single_file, b.single_method) for b in buckets if b.single_file}
     return BucketedRunner(tokenizer, modules, batch_size, token_level=token_level,
-                          dynamic=compiler.dynamic_shapes, single=single, batch_tokens=batch_tokens)
+                          dynamic=compiler.dynamic_shapes, single=single, batch_tokens=batch_tokens,
+                          backend=compiler.name)
 
 
 def load_runner(path: Path, settings=None, spec: CompiledSpec | None = None) -> BucketedRunner:

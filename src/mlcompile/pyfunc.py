@@ -5,9 +5,9 @@ The version's files get an `MLmodel` at their root whose data is the compiled ar
 `code_paths`), so `mlflow.pyfunc.load_model(<version files or models:/NAME@alias>)` and `mlflow models
 predict|serve` run the task pipeline through mlcompile's own loader, and nothing is stored twice. The
 model's requirements name only what its format needs at serving time (`serving_libraries`), pinned to
-the versions validation ran with: an ONNX text or token classifier loads through `mlcompile.serving`
-(ONNX Runtime, tokenizers, numpy: no torch, no transformers); every other artifact through the full
-loader (`compiled.load` and its task). `load` gives the task pipeline of any of them, or of an artifact
+the versions validation ran with: an ONNX or TorchScript text or token classifier loads through
+`mlcompile.serving` (tokenizers, numpy, and ONNX Runtime or torch: no transformers, and for ONNX no
+torch); every other artifact through the full loader (`compiled.load` and its task). `load` gives the task pipeline of any of them, or of an artifact
 directory.
 
 Importing this module imports no torch, transformers or pydantic: the light path needs none of them.
@@ -39,10 +39,11 @@ MODEL_CARD = "model_card.json"  # registry.MODEL_CARD
 # MLflow's pyfunc loader and scoring server: mlflow-skinny (fastapi, uvicorn) and pandas, pinned to the
 # registering environment's versions (MLflow pins itself the same way).
 HARNESS = ("mlflow-skinny", "pandas")
-# mlcompile.serving (ONNX text and token classification): what it imports.
-SERVING = ("numpy", "onnxruntime", "tokenizers")
+# mlcompile.serving (ONNX and TorchScript text and token classification): what it imports, and each backend's
+# runtime (serving.artifact.BACKENDS).
+SERVING = ("numpy", "tokenizers")
+SERVED_BACKENDS = {"onnx": ("onnxruntime",), "torchscript": ("torch",)}
 SERVED_TASKS = ("text-classification", "token-classification", "ner", "sentiment")  # + mlcompile 0.1's names
-SERVED_BACKENDS = ("onnx",)
 # The full loader (compiled.load, tasks/): the model libraries, and what mlcompile's modules on that
 # import path import (pydantic for CompiledSpec and settings, filelock for artifacts, tqdm for progress).
 FULL_LOADER = ("filelock", "numpy", "pydantic", "pydantic-settings", "python-dotenv", "tokenizers", "torch", "tqdm",
@@ -61,8 +62,8 @@ INDEXES = {"torch-neuronx": "https://pip.repos.neuron.amazonaws.com"}
 
 
 def served_light(task: str, backend: str, artifact: Path | None = None) -> bool:
-    """Whether mlcompile.serving (torch-free) loads an artifact of this task and backend: an ONNX text or
-    token classifier; given the artifact's directory, one the package accepts
+    """Whether mlcompile.serving (no transformers) loads an artifact of this task and backend: an ONNX or
+    TorchScript text or token classifier; given the artifact's directory, one the package accepts
     (its compiled.json and the tokenizers library's tokenizer.json)."""
     if not (task in SERVED_TASKS and backend in SERVED_BACKENDS):
         return False
@@ -83,7 +84,7 @@ def serving_libraries(task: str, backend: str, artifact: Path | None = None) -> 
     """The distributions a fresh environment needs to load and serve an artifact of `task` compiled by
     `backend` (MLflow's own among them), by name; `artifact`: the artifact's directory, when at hand."""
     if served_light(task, backend, artifact):
-        return sorted({*HARNESS, *SERVING})
+        return sorted({*HARNESS, *SERVING, *SERVED_BACKENDS[backend]})
     return sorted({*HARNESS, *FULL_LOADER, *RUNTIMES.get(backend, ()), *TASK_LIBRARIES.get(task, ())})
 
 
@@ -203,8 +204,8 @@ def _read_json(path: Path) -> dict:
 
 
 def _load_pyfunc(data_path: str) -> CompiledTaskModel:
-    """MLflow's loader-module entry point; data_path is the version's `compiled/`. An ONNX text or token
-    classifier loads through mlcompile.serving (no torch), every other artifact through compiled.load."""
+    """MLflow's loader-module entry point; data_path is the version's `compiled/`. An ONNX or TorchScript text
+    or token classifier loads through mlcompile.serving, every other artifact through compiled.load."""
     path = Path(data_path)
     spec = _read_json(path / SPEC_FILE)
     if not isinstance(spec, dict) or not {"task", "backend"} <= spec.keys():

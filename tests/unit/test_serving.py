@@ -55,14 +55,14 @@ TINY = [("bert", "token-classification"), ("roberta", "token-classification"),
         ("distilbert", "multi-label"), ("roberta", "text-classification")]
 
 
-def compile_onnx(root: Path, model: Path, lengths: str = "16,32") -> Path:
-    """download and compile `model` (a Hugging Face directory) with the ONNX backend; the artifact's path."""
+def compile_onnx(root: Path, model: Path, lengths: str = "16,32", compiler: str = "onnx") -> Path:
+    """download and compile `model` (a Hugging Face directory) with `compiler`; the artifact's path."""
     with pytest.MonkeyPatch.context() as patch:
         for key in list(os.environ):
             patch.delenv(key)
         env = clean_environ(REGISTRY_PATH=root / "registry", OUTPUTS_DIR=root / "outputs", PROJECT="sentiment",
                             UNCOMPILED_PATH=model, MODEL_TASK="auto", SEQUENCE_LENGTHS=lengths, BATCH_SIZE=2,
-                            COMPILER="onnx", CASES_FILE=CASES, TORCH_THREADS=1)
+                            COMPILER=compiler, CASES_FILE=CASES, TORCH_THREADS=1)
         for key, value in {**os.environ, **env}.items():
             patch.setenv(key, str(value))
         patch.chdir(REPO)
@@ -158,6 +158,35 @@ def test_without_tokenizer_json_serving_says_why_and_validation_falls_back(tiny,
     runner = load_runner(tiny["bert", "token-classification"])  # its tokenizer loaded before the file went
     fallback = get_task("token-classification").compiled(runner, artifact, {})
     assert not isinstance(fallback, ServedPipeline) and "has no tokenizer.json" in fallback.serving_fallback
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("architecture, kind", [("bert", "token-classification"), ("roberta", "text-classification")])
+@pytest.mark.filterwarnings("ignore:Tokenizer does not support real words:UserWarning")
+def test_a_torchscript_artifact_is_served_with_torch_alone_and_validated_through_the_same_path(
+        architecture, kind, tmp_path):
+    """Static shapes, methods of one shared model.pt, batch-1 methods: serving runs them with torch, no
+    transformers, and validation's compiled pipeline is serving's."""
+    from mlcompile import compiled, pyfunc
+
+    artifact = compile_onnx(tmp_path, build(architecture, kind, tmp_path / "model"), compiler="torchscript")
+    spec = json.loads((artifact / "compiled.json").read_text())
+    assert spec["backend"] == "torchscript" and spec["buckets"][0]["single_method"]
+    ours, theirs = pipelines(artifact)
+    assert_same(ours.predict_many(TEXTS, {}), theirs.predict_many(TEXTS, {}), kind)
+    assert_same([ours.predict(TEXTS[0], {})], [theirs.predict(TEXTS[0], {})], kind)  # the batch-1 method
+    validated = compiled.load(artifact)
+    assert isinstance(validated, ServedPipeline) and validated.runner.backend == "torchscript"
+    assert validated.predict_many(TEXTS, {}) == ours.predict_many(TEXTS, {})
+    assert pyfunc.serving_libraries(spec["task"], "torchscript", artifact) == [
+        "mlflow-skinny", "numpy", "pandas", "tokenizers", "torch"]
+    code = ("import sys, json; sys.modules['transformers'] = None; sys.modules['pydantic'] = None; "
+            "from mlcompile import serving; "
+            f"print(json.dumps(serving.load({str(artifact)!r}).predict_many(['I love it'], {{}})))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == json.loads(json.dumps(ours.predict_many(["I love it"], {})))
 
 
 def fake_module(calls: list):

@@ -18,7 +18,8 @@ TOKEN_CLASSIFICATION = "token-classification"
 # Task names of versions registered by mlcompile 0.1 (named after its demo projects)
 LEGACY_TASKS = {"ner": TOKEN_CLASSIFICATION, "sentiment": TEXT_CLASSIFICATION}
 TASKS = (TEXT_CLASSIFICATION, TOKEN_CLASSIFICATION)
-BACKENDS = ("onnx",)
+TORCHSCRIPT = "torchscript"
+BACKENDS = ("onnx", TORCHSCRIPT)  # ONNX Runtime sessions; TorchScript methods run by torch alone
 
 
 class ServingUnsupported(ValueError):
@@ -35,6 +36,8 @@ class Bucket:
     length: int
     file: str
     single_file: str | None = None
+    method: str | None = None  # TorchScript: the shape's method of a file all shapes share
+    single_method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,8 @@ class Spec:
         task = LEGACY_TASKS.get(raw["task"], raw["task"])
         buckets = []
         for bucket in raw["buckets"]:
-            if bucket.get("method") or bucket.get("single_method"):
-                raise ServingUnsupported(f"{root}: bucket {bucket['length']} is a method of a shared file "
-                                         f"({bucket['file']}), which {raw['backend']} writes; serving runs ONNX files")
-            buckets.append(Bucket(int(bucket["length"]), bucket["file"], bucket.get("single_file")))
+            buckets.append(Bucket(int(bucket["length"]), bucket["file"], bucket.get("single_file"),
+                                  bucket.get("method"), bucket.get("single_method")))
         return cls(task=task, backend=raw["backend"], dynamic_shapes=bool(raw["dynamic_shapes"]),
                    batch_size=int(raw["batch_size"]), batch_tokens=raw.get("batch_tokens"),
                    buckets=tuple(sorted(buckets, key=lambda b: b.length)),

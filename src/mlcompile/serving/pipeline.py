@@ -10,8 +10,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import text_classification, token_classification
-from .artifact import (TEXT_CLASSIFICATION, TOKEN_CLASSIFICATION, TOKENIZER_FILE, LabelConfig, ServingUnsupported,
-                       Spec)
+from .artifact import (TEXT_CLASSIFICATION, TOKEN_CLASSIFICATION, TOKENIZER_FILE, TORCHSCRIPT, LabelConfig,
+                       ServingUnsupported, Spec)
 from .runner import Executable, Runner
 from .tokenizer import Encoded, TextTokenizer
 
@@ -96,25 +96,32 @@ def build(task: str, tokenizer_dir: Path, config_dir: Path, modules: dict[int, E
 
 def load(path: Path | str, threads: int | None = None,
          load_executable: Callable[[Path], Executable] | None = None) -> ServingPipeline:
-    """The serving pipeline of a compiled artifact directory (`compiled.json`, its ONNX files, `tokenizer/`,
-    `config/`); `threads`: each session's intra-op threads (None: ONNX Runtime's default). Raises
+    """The serving pipeline of a compiled artifact directory (`compiled.json`, its ONNX files or TorchScript
+    file, `tokenizer/`, `config/`); `threads`: intra-op threads (None: the runtime's default). Raises
     ServingUnsupported, saying why, for an artifact this package does not serve."""
-    from .sessions import load_session
-
     root = Path(path)
     spec = Spec.read(root)
     spec.check(root)
-    loader = load_executable or (lambda file: load_session(file, threads))
-    files: dict[str, Executable] = {}
-
-    def executable(name: str) -> Executable:
-        if name not in files:
-            files[name] = loader(root / name)
-        return files[name]
-
-    if not (root / spec.tokenizer / TOKENIZER_FILE).is_file():  # before loading any session
+    if not (root / spec.tokenizer / TOKENIZER_FILE).is_file():  # before loading any executable
         TextTokenizer(root / spec.tokenizer, 1)  # raises ServingUnsupported naming the missing file
-    modules = {b.length: executable(b.file) for b in spec.buckets}
-    single = {b.length: executable(b.single_file) for b in spec.buckets if b.single_file}
+    files: dict[str, object] = {}
+
+    def executable(name: str, method: str | None) -> Executable:
+        if load_executable is not None:
+            return load_executable(root / name)
+        if spec.backend == TORCHSCRIPT:
+            from . import torchscript
+
+            if name not in files:
+                files[name] = torchscript.load_module(root / name, threads)
+            return torchscript.executable(files[name], method)
+        from .sessions import load_session
+
+        if name not in files:
+            files[name] = load_session(root / name, threads)
+        return files[name]  # type: ignore[return-value]
+
+    modules = {b.length: executable(b.file, b.method) for b in spec.buckets}
+    single = {b.length: executable(b.single_file, b.single_method) for b in spec.buckets if b.single_file}
     return build(spec.task, root / spec.tokenizer, root / spec.config, modules, spec.batch_size, spec.dynamic_shapes,
                  single, spec.batch_tokens)

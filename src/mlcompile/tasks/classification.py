@@ -1,11 +1,12 @@
 """What the transformers classification tasks (text and token classification) share.
 
 The uncompiled pipeline is the transformers pipeline over the downloaded model. The compiled pipeline of
-an ONNX artifact is mlcompile.serving's (`ServedPipeline`): the artifact's tokenizer.json through the
-`tokenizers` library, the runner's routing and batching and transformers' post-processing ported to numpy,
-over the very executables the runner loaded; what is validated is what serves without torch or
-transformers. Other backends (and an artifact without tokenizer.json) keep the transformers pipeline class
-whose model is a `CompiledModel`: the model's config and call signature, computed by the compiled buckets.
+an ONNX or TorchScript artifact is mlcompile.serving's (`ServedPipeline`): the artifact's tokenizer.json
+through the `tokenizers` library, the runner's routing and batching and transformers' post-processing
+ported to numpy, over the very executables the runner loaded; what is validated is what serves without
+transformers (ONNX: without torch). Other backends (and an artifact without tokenizer.json) keep the
+transformers pipeline class whose model is a `CompiledModel`: the model's config and call signature,
+computed by the compiled buckets.
 """
 
 from __future__ import annotations
@@ -110,24 +111,21 @@ class ServedPipeline(CompiledPipeline):
         return self.serving.predict_many(list(texts), params)
 
 
-ONNX_EXECUTABLES = "mlcompile.compilers.onnx"  # the module of the functions OnnxCompiler.load returns
-
-
 def _numpy_executable(module):
-    """A runner's executable `(torch ids, torch mask) -> torch tensor` as serving's numpy one (no copies:
-    the ONNX executable hands the same arrays to its session)."""
+    """A runner's executable `(torch ids, torch mask) -> torch tensor` as serving's numpy one (ONNX: no copies,
+    the executable hands the same arrays to its session)."""
 
     def run(input_ids, attention_mask):
-        return module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask)).numpy()
+        with torch.inference_mode():
+            return module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask)).numpy()
 
     return run
 
 
 def served(task: str, runner: BucketedRunner, model_dir: Path) -> tuple["serving.ServingPipeline | None", str | None]:
     """mlcompile.serving's pipeline over the runner's executables, or None and why it does not serve them."""
-    executables = [*runner.modules.values(), *runner.single.values()]
-    if not all(getattr(e, "__module__", None) == ONNX_EXECUTABLES for e in executables):
-        return None, "not ONNX executables: mlcompile.serving runs ONNX artifacts"
+    if runner.backend not in serving.BACKENDS:
+        return None, f"{runner.backend} executables: mlcompile.serving runs {', '.join(serving.BACKENDS)} artifacts"
     try:
         pipeline = serving.build(task, model_dir / "tokenizer", model_dir / "config",
                                  {length: _numpy_executable(m) for length, m in runner.modules.items()},
@@ -186,14 +184,14 @@ class ClassificationTask(TaskFamily):
         return TransformersPipeline(self, hf_pipeline, text_info)
 
     def compiled(self, runner: BucketedRunner, model_dir: Path, card: dict) -> CompiledPipeline:
-        """mlcompile.serving's pipeline for ONNX executables; otherwise (another backend, or no tokenizer.json
+        """mlcompile.serving's pipeline for ONNX or TorchScript executables; otherwise (another backend, or no tokenizer.json
         in the artifact) the transformers pipeline over a CompiledModel, which says why (`serving_fallback`)."""
         pipeline, reason = served(self.name, runner, model_dir)
         if pipeline is not None:
             return ServedPipeline(pipeline, runner)
-        if not reason.startswith("not ONNX"):
-            logging.getLogger(__name__).warning("the compiled ONNX model runs in the transformers pipeline, not "
-                                                "mlcompile.serving: %s", reason)
+        if runner.backend in serving.BACKENDS:
+            logging.getLogger(__name__).warning("the compiled %s model runs in the transformers pipeline, not "
+                                                "mlcompile.serving: %s", runner.backend, reason)
         fallback = self.transformers_compiled(runner, model_dir, card)
         fallback.serving_fallback = reason
         return fallback
