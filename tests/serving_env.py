@@ -30,8 +30,10 @@ UNCOMPILED = {  # the uncompiled models' libraries (pyproject's), at the project
 
 def tool_env(env_root: Path, **extra: str) -> dict:
     """The environment MLflow's env manager runs in: uv on PATH, envs under env_root, caches kept."""
+    scratch = env_root / "tmp"  # what MLflow downloads or unpacks there stays with the envs, not in /tmp
+    scratch.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "MLFLOW_ENV_ROOT": str(env_root),
-           "HF_HUB_OFFLINE": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+           "HF_HUB_OFFLINE": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "TMPDIR": str(scratch)}
     if Path("/opt/wheels").is_dir():  # this host's torch CPU wheel (pip finds it through its find-links)
         env.setdefault("UV_FIND_LINKS", "/opt/wheels")
     env.update(extra)

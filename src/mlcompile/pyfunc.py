@@ -247,4 +247,9 @@ def load(uri_or_path: str | Path) -> CompiledTaskModel:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per copied file otherwise
     import mlflow.pyfunc
 
-    return mlflow.pyfunc.load_model(str(uri_or_path)).get_raw_model()
+    if path.exists():
+        return mlflow.pyfunc.load_model(str(uri_or_path)).get_raw_model()
+    # A registry URI: MLflow downloads the version into a temporary folder it never removes (a model's worth
+    # of /tmp per call). Every backend has read its files once loaded, so the copy goes when loading ends.
+    with tempfile.TemporaryDirectory(prefix="mlcompile-load-") as tmp:
+        return mlflow.pyfunc.load_model(str(uri_or_path), dst_path=tmp).get_raw_model()

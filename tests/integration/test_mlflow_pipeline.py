@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -65,26 +66,34 @@ def test_pipeline_registers_in_mlflow_with_lineage_only_once_and_only_when_valid
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     compiled = pyfunc.load(tmp_path / "outputs" / "compile").pipeline  # the pipeline the validate stage ran
     card_params = read_json(tmp_path / "outputs" / "compile" / "model_card.json")["inference_params"]
-    loads_by_alias_and_predicts_the_cases(compiled, card_params)
+    loads_by_alias_and_predicts_the_cases(compiled, card_params, tmp_path / "alias")
     its_page_says_what_produced_it(read_json(tmp_path / "outputs" / "validate" / "verdict.json"))
-    mlflow_models_serve_answers_a_case(compiled, card_params)
+    mlflow_models_serve_answers_a_case(compiled, card_params, tmp_path / "serve")
 
 
-def loads_by_alias_and_predicts_the_cases(compiled, card_params):
+def loads_by_alias_and_predicts_the_cases(compiled, card_params, scratch: Path):
     import mlflow.pyfunc
 
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@staging")
+    scratch.mkdir()
+
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@staging", dst_path=str(scratch))
     for case in read_json(FEW_CASES):
         params = case.get("params", {})
         [served] = model.predict(pd.DataFrame({"text": [case["text"]]}), params=params or None)
         assert_same_predictions(served, compiled.predict(case["text"], {**card_params, **params}))
     assert model.metadata.get_params_schema().to_dict()[2] == {"name": "top_n", "type": "long", "default": 3,
                                                                 "shape": None}
-    assert any(line.startswith("onnxruntime==") for line in
-               Path(mlflow.pyfunc.get_model_dependencies(f"models:/{MODEL}@staging")).read_text().splitlines())
-    # mlcompile's own call reaches the same pipeline through the URI
-    [loaded] = pyfunc.load(f"models:/{MODEL}@staging").predict(["compiled models"])
-    assert loaded["keywords"] == compiled.predict("compiled models", card_params)["keywords"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(scratch))  # MLflow downloads the whole model there to read one file
+        required = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{MODEL}@staging")).read_text().splitlines()
+    assert any(line.startswith("onnxruntime==") for line in required)
+    # mlcompile's own call reaches the same pipeline through the URI, and leaves no download behind
+    with tempfile.TemporaryDirectory() as scratch:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(tempfile, "tempdir", scratch)
+            [loaded] = pyfunc.load(f"models:/{MODEL}@staging").predict(["compiled models"])
+        assert loaded["keywords"] == compiled.predict("compiled models", card_params)["keywords"]
+        assert not list(Path(scratch).iterdir())
 
 
 def its_page_says_what_produced_it(verdict: dict):
@@ -121,9 +130,10 @@ def its_page_says_what_produced_it(verdict: dict):
                    for key in metrics if key.startswith("regression."))
 
 
-def mlflow_models_serve_answers_a_case(compiled, card_params):
+def mlflow_models_serve_answers_a_case(compiled, card_params, scratch: Path):
     text = read_json(FEW_CASES)[0]["text"]
-    # MLflow starts `uvicorn` from PATH: the venv's
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    # MLflow starts `uvicorn` from PATH: the venv's; it downloads the model under TMPDIR and leaves it there
+    scratch.mkdir()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{BIN}:{os.environ['PATH']}", "TMPDIR": str(scratch)}
     [answer] = served(f"models:/{MODEL}@staging", [text], "local", env, 90)
     assert_same_predictions(answer, compiled.predict(text, card_params))
