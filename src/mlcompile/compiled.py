@@ -14,9 +14,9 @@ from .compilers import candidate_name, get_compiler
 from .coverage import Executable
 from .errors import ArtifactError
 from .registry import MODEL_CARD
+from .serving.artifact import SPEC_FILE
 from .tasks import get_task, load_tokenizer
 
-SPEC_FILE = "compiled.json"
 FORMAT = 3
 
 

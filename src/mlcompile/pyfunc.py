@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ArtifactError
+from .registry import MODEL_CARD
 
 DATA = "compiled"  # the compiled artifact's folder in a version's files
 VALIDATION = "validation"  # the verdict and report in a version's files
 LOADER = "mlcompile.pyfunc"
 CODE = "code"  # where MLflow puts the bundled loader code (code/mlcompile) in a version's files
 TEXT = "text"  # the input column
-SPEC_FILE = "compiled.json"  # compiled.SPEC_FILE, read here as plain JSON (compiled.py imports pydantic and torch)
-MODEL_CARD = "model_card.json"  # registry.MODEL_CARD
+SPEC_FILE = "compiled.json"  # serving.artifact.SPEC_FILE, read here as plain JSON (compiled.py imports torch)
 
 # What serving a compiled artifact imports, by how it loads; the one place the requirements come from.
 # MLflow's pyfunc loader and scoring server: mlflow-skinny (fastapi, uvicorn) and pandas, pinned to the
